@@ -1,0 +1,201 @@
+// Every argument check of the public API lives here. A call is checked completely before anything is
+// written, so a failed call leaves every output untouched.
+//
+// Errors follow Node's conventions: TypeError/RangeError with a `code` (ERR_INVALID_ARG_TYPE,
+// ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE) and a message that names the argument, what was expected and
+// what was received:  The "weight" argument must have length 4096 (dim), received length 4095
+
+export type FloatArray = Float32Array | Float64Array;
+
+/** Element kind of a supported array: 1 = Float32Array, 2 = Float64Array, 0 = anything else. */
+export type Kind = 0 | 1 | 2;
+
+// %TypedArray%.prototype[Symbol.toStringTag] reads the internal type: it cannot be faked by a subclass or an
+// object with a custom toStringTag, and it works across realms (vm contexts, worker-transferred arrays).
+const typedArrayTag = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype) as object,
+  Symbol.toStringTag,
+)!.get as (this: unknown) => string | undefined;
+
+export function kindOf(v: unknown): Kind {
+  const tag = typedArrayTag.call(v);
+  return tag === 'Float32Array' ? 1 : tag === 'Float64Array' ? 2 : 0;
+}
+
+export function kindName(kind: Kind): string {
+  return kind === 1 ? 'Float32Array' : 'Float64Array';
+}
+
+type Code = 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE' | 'ERR_INVALID_ARG_VALUE';
+
+function withCode<E extends Error>(error: E, code: Code): E & { code: Code } {
+  Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  return error as E & { code: Code };
+}
+
+/** How a received value is described in messages, after Node's internal/errors. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (typeof v === 'function') return `function ${(v as { name?: string }).name || '<anonymous>'}`;
+  if (typeof v === 'object') {
+    const tag = typedArrayTag.call(v);
+    if (tag) return `an instance of ${tag} of length ${(v as { length: number }).length}`;
+    const ctor = (v as { constructor?: { name?: string } }).constructor;
+    return ctor?.name ? `an instance of ${ctor.name}` : 'an object with no constructor';
+  }
+  let shown = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+  return `type ${typeof v} (${shown})`;
+}
+
+export function invalidType(name: string, expected: string, received: unknown): TypeError {
+  return withCode(new TypeError(`The "${name}" argument must be ${expected}, received ${describe(received)}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+export function outOfRange(name: string, expected: string, received: string): RangeError {
+  return withCode(new RangeError(`The "${name}" argument must ${expected}, received ${received}`), 'ERR_OUT_OF_RANGE');
+}
+
+export function invalidValue(name: string, reason: string): TypeError {
+  return withCode(new TypeError(`The "${name}" argument ${reason}`), 'ERR_INVALID_ARG_VALUE');
+}
+
+function isDetached(a: FloatArray): boolean {
+  // A detached buffer reports byteLength 0 and refuses to be viewed; only zero-length arrays can be detached.
+  if (a.length !== 0 || a.buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(a.buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** x: a Float32Array or Float64Array on a live buffer; returns its kind. */
+export function checkData(name: string, v: unknown): Kind {
+  const kind = kindOf(v);
+  if (kind === 0) throw invalidType(name, 'a Float32Array or Float64Array', v);
+  if ((v as FloatArray).length === 0 && isDetached(v as FloatArray)) {
+    throw invalidValue(name, 'must not be on a detached ArrayBuffer');
+  }
+  return kind;
+}
+
+/** An array of the same element type as x; null/undefined allowed (as null) when `nullable`. */
+export function checkKind(name: string, v: unknown, kind: Kind, nullable: boolean): FloatArray | null {
+  if (v === null || v === undefined) {
+    if (nullable) return null;
+    throw invalidType(name, `a ${kindName(kind)}`, v);
+  }
+  if (kindOf(v) !== kind) {
+    throw invalidType(name, `a ${kindName(kind)} (the element type of "x")${nullable ? ' or null' : ''}`, v);
+  }
+  return v as FloatArray;
+}
+
+export function checkLength(name: string, a: FloatArray, length: number, lengthName: string): void {
+  if (a.length === length) return;
+  if (a.length === 0 && isDetached(a)) throw invalidValue(name, 'must not be on a detached ArrayBuffer');
+  throw outOfRange(name, `have length ${length} (${lengthName})`, `length ${a.length}`);
+}
+
+/** checkKind, then checkLength when the array is present. */
+export function checkArray(
+  name: string,
+  v: unknown,
+  kind: Kind,
+  length: number,
+  lengthName: string,
+  nullable: boolean,
+): FloatArray | null {
+  const a = checkKind(name, v, kind, nullable);
+  if (a) checkLength(name, a, length, lengthName);
+  return a;
+}
+
+/** The options bag: undefined or null mean "all defaults" (as in Node's fs); anything else must be an object. */
+export function checkOptions<O extends object>(v: unknown): Partial<O> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalidType('options', 'an object', v);
+  return v as Partial<O>;
+}
+
+function checkNumber(name: string, v: unknown): number {
+  if (typeof v !== 'number') throw invalidType(name, 'of type number', v);
+  return v;
+}
+
+export function checkDim(v: unknown, weight: FloatArray | null): number {
+  if (v === undefined) {
+    if (weight) return weight.length;
+    throw invalidType('options.dim', 'of type number when weight is null', v);
+  }
+  const d = checkNumber('options.dim', v);
+  if (!Number.isInteger(d) || d < 1 || d > 0xffffffff) {
+    throw outOfRange('options.dim', 'be a positive integer no greater than 4294967295', String(d));
+  }
+  return d;
+}
+
+export function checkEps(v: unknown): number {
+  if (v === undefined) return 1e-5;
+  const e = checkNumber('options.eps', v);
+  if (!(e >= 0 && e <= Number.MAX_VALUE)) throw outOfRange('options.eps', 'be a finite number >= 0', String(e));
+  return e;
+}
+
+export function checkOffset(v: unknown, weight: FloatArray | null): number {
+  if (v === undefined) return 0;
+  const o = checkNumber('options.offset', v);
+  if (!Number.isFinite(o)) throw outOfRange('options.offset', 'be a finite number', String(o));
+  if (o !== 0 && weight === null) throw invalidValue('options.offset', 'requires a weight (weight is null)');
+  return o;
+}
+
+export function checkPartial(v: unknown): number {
+  if (v === undefined) return 1;
+  const p = checkNumber('options.partial', v);
+  if (!(p > 0 && p <= 1)) throw outOfRange('options.partial', 'be in (0, 1]', String(p));
+  return p;
+}
+
+export function checkRowsMultiple(x: FloatArray, dim: number): number {
+  if (x.length % dim !== 0) {
+    throw outOfRange('x', `have a length that is a multiple of dim (${dim})`, `length ${x.length}`);
+  }
+  return x.length / dim;
+}
+
+function sameView(a: FloatArray, b: FloatArray): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+}
+
+function overlaps(a: FloatArray, b: FloatArray): boolean {
+  if (a.buffer !== b.buffer || a.byteLength === 0 || b.byteLength === 0) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/**
+ * An output must not share memory with an input, except that it may be exactly the same view as the inputs
+ * listed in `sameOk` (in-place operation).
+ */
+export function checkDisjoint(
+  outName: string,
+  out: FloatArray | null,
+  inName: string,
+  input: FloatArray | null,
+  sameOk: boolean,
+): void {
+  if (out === null || input === null || !overlaps(out, input)) return;
+  if (sameOk && sameView(out, input)) return;
+  throw invalidValue(
+    outName,
+    `must not overlap "${inName}"${sameOk ? ' unless it is exactly the same view (in place)' : ''}`,
+  );
+}
+
+/** The number of leading values of a row that pRMSNorm's statistic covers: max(1, ceil(partial * dim)). */
+export function partialCount(partial: number, dim: number): number {
+  return Math.min(dim, Math.max(1, Math.ceil(partial * dim)));
+}
