@@ -91,12 +91,13 @@ export function checkKind(name: string, v: unknown, kind: Kind, nullable: boolea
   if (kindOf(v) !== kind) {
     throw invalidType(name, `a ${kindName(kind)} (the element type of "x")${nullable ? ' or null' : ''}`, v);
   }
-  return v as FloatArray;
+  const a = v as FloatArray;
+  if (a.length === 0 && isDetached(a)) throw invalidValue(name, 'must not be on a detached ArrayBuffer');
+  return a;
 }
 
 export function checkLength(name: string, a: FloatArray, length: number, lengthName: string): void {
   if (a.length === length) return;
-  if (a.length === 0 && isDetached(a)) throw invalidValue(name, 'must not be on a detached ArrayBuffer');
   throw outOfRange(name, `have length ${length} (${lengthName})`, `length ${a.length}`);
 }
 
@@ -128,7 +129,10 @@ function checkNumber(name: string, v: unknown): number {
 
 export function checkDim(v: unknown, weight: FloatArray | null): number {
   if (v === undefined) {
-    if (weight) return weight.length;
+    if (weight) {
+      if (weight.length === 0) throw outOfRange('weight', 'have length >= 1 (it sets dim)', 'length 0');
+      return weight.length;
+    }
     throw invalidType('options.dim', 'of type number when weight is null', v);
   }
   const d = checkNumber('options.dim', v);

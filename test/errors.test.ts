@@ -1,0 +1,162 @@
+// Every error class of the contract: the right constructor, the Node-style code, a message that names the
+// argument, and no output written. Runs on every backend (the native one re-checks in C++ and does the
+// overlap checks itself, with the same messages).
+import { describe, expect, it } from 'vitest';
+import { rmsNorm } from '../dist/index.js';
+
+type Case = {
+  name: string;
+  call: (out: Float32Array, rstd: Float32Array) => unknown;
+  type: typeof TypeError | typeof RangeError;
+  code: string;
+  message: RegExp;
+};
+
+const dim = 8;
+const rows = 2;
+const x = Float32Array.from({ length: rows * dim }, (_, i) => i - 5);
+const w = new Float32Array(dim).fill(1);
+
+const cases: Case[] = [
+  // ERR_INVALID_ARG_TYPE
+  { name: 'x is a plain array', call: () => rmsNorm([1, 2] as never, null, { dim: 2 }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /^The "x" argument must be a Float32Array or Float64Array, received an instance of Array$/ },
+  { name: 'x is an Int32Array', call: () => rmsNorm(new Int32Array(8) as never, null, { dim: 8 }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"x".*Float32Array or Float64Array.*Int32Array/ },
+  { name: 'x is undefined', call: () => (rmsNorm as (...a: unknown[]) => unknown)(), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"x".*received undefined/ },
+  { name: 'x is a string', call: () => rmsNorm('abc' as never, null, { dim: 1 }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"x".*received type string \("abc"\)/ },
+  { name: 'weight of another element type', call: (out) => rmsNorm(x, new Float64Array(dim) as never, { out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /^The "weight" argument must be a Float32Array \(the element type of "x"\) or null, received an instance of Float64Array of length 8$/ },
+  { name: 'weight is a number', call: (out) => rmsNorm(x, 3 as never, { out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"weight".*received type number \(3\)/ },
+  { name: 'options is a number', call: () => rmsNorm(x, w, 5 as never), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /^The "options" argument must be an object, received type number \(5\)$/ },
+  { name: 'options is a string', call: () => rmsNorm(x, w, 'eps' as never), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options".*an object/ },
+  { name: 'options is an array', call: () => rmsNorm(x, w, [] as never), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options".*an object.*Array/ },
+  { name: 'dim is a string', call: (out) => rmsNorm(x, null, { dim: '8' as never, out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.dim".*of type number.*received type string/ },
+  { name: 'dim missing with null weight', call: (out) => rmsNorm(x, null, { out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.dim".*when weight is null.*received undefined/ },
+  { name: 'eps is a string', call: (out) => rmsNorm(x, w, { eps: '1e-5' as never, out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.eps".*number/ },
+  { name: 'offset is null', call: (out) => rmsNorm(x, w, { offset: null as never, out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.offset".*number.*received null/ },
+  { name: 'partial is a boolean', call: (out) => rmsNorm(x, w, { partial: true as never, out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.partial".*number/ },
+  { name: 'bias of another element type', call: (out) => rmsNorm(x, w, { bias: new Float64Array(dim) as never, out }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.bias".*Float32Array.*Float64Array/ },
+  { name: 'out of another element type', call: () => rmsNorm(x, w, { out: new Float64Array(x.length) as never }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.out".*Float32Array/ },
+  { name: 'out is a plain array', call: () => rmsNorm(x, w, { out: [] as never }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.out".*Array/ },
+  { name: 'rstd of another element type', call: (out) => rmsNorm(x, w, { out, rstd: new Float64Array(rows) as never }), type: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"options.rstd".*Float32Array/ },
+  // ERR_OUT_OF_RANGE
+  { name: 'x not a multiple of dim', call: (out) => rmsNorm(x, null, { dim: 5, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "x" argument must have a length that is a multiple of dim \(5\), received length 16$/ },
+  { name: 'weight of the wrong length', call: (out) => rmsNorm(x, new Float32Array(7), { dim: 8, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "weight" argument must have length 8 \(dim\), received length 7$/ },
+  { name: 'dim 0', call: (out) => rmsNorm(x, null, { dim: 0, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.dim".*positive integer.*received 0/ },
+  { name: 'dim -8', call: (out) => rmsNorm(x, null, { dim: -8, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.dim".*received -8/ },
+  { name: 'dim 2.5', call: (out) => rmsNorm(x, null, { dim: 2.5, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.dim".*received 2.5/ },
+  { name: 'dim NaN', call: (out) => rmsNorm(x, null, { dim: NaN, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.dim".*received NaN/ },
+  { name: 'dim Infinity', call: (out) => rmsNorm(x, null, { dim: Infinity, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.dim".*received Infinity/ },
+  { name: 'eps negative', call: (out) => rmsNorm(x, w, { eps: -1e-5, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "options.eps" argument must be a finite number >= 0, received -0.00001$/ },
+  { name: 'eps NaN', call: (out) => rmsNorm(x, w, { eps: NaN, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.eps".*received NaN/ },
+  { name: 'eps Infinity', call: (out) => rmsNorm(x, w, { eps: Infinity, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.eps".*received Infinity/ },
+  { name: 'partial 0', call: (out) => rmsNorm(x, w, { partial: 0, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "options.partial" argument must be in \(0, 1\], received 0$/ },
+  { name: 'partial 1.5', call: (out) => rmsNorm(x, w, { partial: 1.5, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.partial".*received 1.5/ },
+  { name: 'partial NaN', call: (out) => rmsNorm(x, w, { partial: NaN, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.partial".*received NaN/ },
+  { name: 'offset Infinity', call: (out) => rmsNorm(x, w, { offset: Infinity, out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /"options.offset".*finite/ },
+  { name: 'bias of the wrong length', call: (out) => rmsNorm(x, w, { bias: new Float32Array(9), out }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "options.bias" argument must have length 8 \(dim\), received length 9$/ },
+  { name: 'out of the wrong length', call: () => rmsNorm(x, w, { out: new Float32Array(15) }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "options.out" argument must have length 16 \(x.length\), received length 15$/ },
+  { name: 'rstd of the wrong length', call: (out) => rmsNorm(x, w, { out, rstd: new Float32Array(3) }), type: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^The "options.rstd" argument must have length 2 \(rows\), received length 3$/ },
+  // ERR_INVALID_ARG_VALUE
+  { name: 'offset with weight null', call: (out) => rmsNorm(x, null, { dim, offset: 1, out }), type: TypeError, code: 'ERR_INVALID_ARG_VALUE', message: /^The "options.offset" argument requires a weight \(weight is null\)$/ },
+];
+
+function overlapCases(): Case[] {
+  const mk = (name: string, call: Case['call'], message: RegExp): Case => ({ name, call, type: TypeError, code: 'ERR_INVALID_ARG_VALUE', message });
+  const buf = new Float32Array(64);
+  const xs = buf.subarray(0, 16);
+  return [
+    mk('out overlaps x by a shifted view', () => rmsNorm(xs, null, { dim, out: buf.subarray(1, 17) }), /^The "options.out" argument must not overlap "x" unless it is exactly the same view \(in place\)$/),
+    mk('out overlaps weight', () => rmsNorm(xs, buf.subarray(20, 28), { out: buf.subarray(16, 32) }), /^The "options.out" argument must not overlap "weight"$/),
+    mk('out overlaps bias', () => rmsNorm(xs, null, { dim, bias: buf.subarray(20, 28), out: buf.subarray(16, 32) }), /"options.out".*must not overlap "options.bias"/),
+    mk('rstd overlaps x', () => rmsNorm(xs, null, { dim, out: buf.subarray(32, 48), rstd: buf.subarray(15, 17) }), /^The "options.rstd" argument must not overlap "x"$/),
+    mk('rstd overlaps out', () => rmsNorm(xs, null, { dim, out: buf.subarray(32, 48), rstd: buf.subarray(47, 49) }), /"options.rstd".*must not overlap "options.out"/),
+    mk('rstd overlaps weight', () => rmsNorm(xs, buf.subarray(50, 58), { out: buf.subarray(32, 48), rstd: buf.subarray(57, 59) }), /"options.rstd".*must not overlap "weight"/),
+    mk('rstd is the same view as x', () => rmsNorm(buf.subarray(0, 2), null, { dim: 1, out: buf.subarray(2, 4), rstd: buf.subarray(0, 2) }), /"options.rstd".*must not overlap "x"/),
+  ];
+}
+
+function detach(a: Float32Array): Float32Array {
+  structuredClone(a.buffer, { transfer: [a.buffer] });
+  return a;
+}
+
+describe('bad input throws a coded error and writes nothing', () => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_, c) => {
+    const out = new Float32Array(rows * dim).fill(7);
+    const rstd = new Float32Array(rows).fill(7);
+    const xBefore = Array.from(x);
+    let error: unknown;
+    try {
+      c.call(out, rstd);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(c.type);
+    expect((error as { code?: string }).code).toBe(c.code);
+    expect((error as Error).message).toMatch(c.message);
+    expect(Array.from(out)).toEqual(new Array(rows * dim).fill(7));
+    expect(Array.from(rstd)).toEqual([7, 7]);
+    expect(Array.from(x)).toEqual(xBefore);
+  });
+
+  it.each(overlapCases().map((c) => [c.name, c] as const))('%s', (_, c) => {
+    let error: unknown;
+    try {
+      c.call(new Float32Array(0), new Float32Array(0));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(c.type);
+    expect((error as { code?: string }).code).toBe(c.code);
+    expect((error as Error).message).toMatch(c.message);
+  });
+
+  it('an overlapping call leaves the shared buffer as it was', () => {
+    const buf = Float32Array.from({ length: 40 }, (_, i) => i);
+    const before = Array.from(buf);
+    expect(() => rmsNorm(buf.subarray(0, 16), null, { dim, out: buf.subarray(8, 24) })).toThrow(/overlap/);
+    expect(Array.from(buf)).toEqual(before);
+  });
+
+  it('detached buffers are refused with ERR_INVALID_ARG_VALUE', () => {
+    const attempts: (() => unknown)[] = [
+      () => rmsNorm(detach(new Float32Array(16)), null, { dim }),
+      () => rmsNorm(x, detach(new Float32Array(8))),
+      () => rmsNorm(x, w, { out: detach(new Float32Array(16)) }),
+      () => rmsNorm(x, w, { bias: detach(new Float32Array(8)) }),
+      () => rmsNorm(x, w, { rstd: detach(new Float32Array(2)) }),
+    ];
+    for (const attempt of attempts) {
+      let error: unknown;
+      try {
+        attempt();
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as { code?: string }).code).toBe('ERR_INVALID_ARG_VALUE');
+      expect((error as Error).message).toMatch(/detached ArrayBuffer/);
+    }
+  });
+
+  it('accepts null and undefined as "no options", and null optional arrays', () => {
+    const a = rmsNorm(x, w);
+    expect(Array.from(rmsNorm(x, w, null as never))).toEqual(Array.from(a));
+    expect(Array.from(rmsNorm(x, w, undefined))).toEqual(Array.from(a));
+    expect(Array.from(rmsNorm(x, w, { bias: null, out: null, rstd: null }))).toEqual(Array.from(a));
+    expect(Array.from(rmsNorm(x, null, { dim, offset: 0 }))).toEqual(Array.from(rmsNorm(x, null, { dim })));
+  });
+
+  it('treats a distinct view object over exactly the same memory as x as in place', () => {
+    const a = Float32Array.from(x);
+    const same = new Float32Array(a.buffer, a.byteOffset, a.length);
+    const expected = rmsNorm(x, w);
+    expect(rmsNorm(a, w, { out: same })).toBe(same);
+    expect(Array.from(a)).toEqual(Array.from(expected));
+  });
+
+  it('accepts arrays on a SharedArrayBuffer', () => {
+    const shared = new Float32Array(new SharedArrayBuffer(x.byteLength));
+    shared.set(x);
+    expect(Array.from(rmsNorm(shared, w))).toEqual(Array.from(rmsNorm(x, w)));
+  });
+});

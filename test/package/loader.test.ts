@@ -1,0 +1,104 @@
+// The package as a user meets it: CommonJS and ES-module entry points, the loader's choices and its errors.
+// Each case runs in a fresh Node.js process, since the backend is chosen once, at load.
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(__dirname, '..', '..');
+const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+function run(code: string, env: Record<string, string | undefined> = {}, opts: { cwd?: string; esm?: boolean } = {}) {
+  const childEnv: Record<string, string | undefined> = { ...process.env, RMSNORM_BACKEND: undefined, RMSNORM_ISA: undefined, ...env };
+  for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
+  const args = opts.esm ? ['--input-type=module', '-e', code] : ['-e', code];
+  const r = spawnSync(process.execPath, args, { cwd: opts.cwd ?? root, env: childEnv as NodeJS.ProcessEnv, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
+}
+
+const supported = (JSON.parse(run(`console.log(JSON.stringify(require('./build/Release/rmsnorm.node').supportedIsas()))`).stdout) as string[]);
+
+// A copy of the package with its JavaScript but no native binary anywhere: what a user gets on a platform
+// with no prebuild and no compiler. It sits inside the repository so node-gyp-build still resolves.
+const bare = mkdtempSync(path.join(root, 'test', '.bare-'));
+cpSync(path.join(root, 'dist'), path.join(bare, 'dist'), { recursive: true });
+cpSync(path.join(root, 'package.json'), path.join(bare, 'package.json'));
+afterAll(() => rmSync(bare, { recursive: true, force: true }));
+
+describe('entry points', () => {
+  it('require() loads the native kernels and reports them', () => {
+    const r = run(`const m = require('./'); console.log(JSON.stringify(m.backend()))`);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ native: true, isa: supported[0], threads: 1, version });
+  });
+
+  it('import loads the same module instance and the same API', () => {
+    const r = run(
+      `import * as esm from 'rmsnorm'; import def from 'rmsnorm'; import { createRequire } from 'node:module';
+       const cjs = createRequire(import.meta.url)('rmsnorm');
+       const y = esm.rmsNorm(new Float32Array([3, 4]), null, { dim: 2, eps: 0 });
+       console.log(JSON.stringify({ same: esm.rmsNorm === cjs.rmsNorm && def === cjs, names: Object.keys(cjs).sort().join() === Object.keys(esm).filter((k) => k !== 'default').sort().join(), y: Array.from(y), isa: esm.backend().isa }));`,
+      {},
+      { esm: true },
+    );
+    expect(r.stderr).toBe('');
+    const got = JSON.parse(r.stdout) as { y: number[] };
+    expect(got).toEqual({ same: true, names: true, y: expect.any(Array), isa: supported[0] });
+    expect(got.y[0]).toBeCloseTo(3 / Math.sqrt(12.5), 6);
+    expect(got.y[1]).toBeCloseTo(4 / Math.sqrt(12.5), 6);
+  });
+});
+
+describe('loader', () => {
+  it('RMSNORM_BACKEND=js uses the fallback without a warning', () => {
+    const r = run(`const m = require('./'); console.log(JSON.stringify(m.backend()))`, { RMSNORM_BACKEND: 'js' });
+    expect(JSON.parse(r.stdout)).toEqual({ native: false, isa: 'js', threads: 1, version });
+    expect(r.stderr).toBe('');
+  });
+
+  it.each(['scalar', 'avx2', 'avx512', 'neon'])('RMSNORM_ISA=%s caps the kernels', (cap) => {
+    const rank: Record<string, number> = { scalar: 0, avx2: 1, neon: 1, avx512: 2 };
+    const valid = process.arch === 'arm64' ? cap === 'scalar' || cap === 'neon' : cap !== 'neon';
+    const r = run(`const m = require('./'); console.log(m.backend().isa)`, { RMSNORM_ISA: cap });
+    if (valid) {
+      expect(r.stdout).toBe(supported.find((isa) => rank[isa]! <= rank[cap]!));
+      expect(r.stderr).toBe('');
+    } else {
+      // A name of another architecture: warned about, and ignored.
+      expect(r.stdout).toBe(supported[0]);
+      expect(r.stderr).toMatch(/RMSNORM_INVALID_ENV/);
+    }
+  });
+
+  it('an unknown RMSNORM_ISA or RMSNORM_BACKEND warns with a code and keeps working', () => {
+    const r = run(`const m = require('./'); console.log(m.backend().isa)`, { RMSNORM_ISA: 'sse9', RMSNORM_BACKEND: 'fastest' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(supported[0]);
+    expect(r.stderr).toMatch(/\[RMSNORM_INVALID_ENV\].*RMSNORM_BACKEND/);
+    expect(r.stderr).toMatch(/\[RMSNORM_INVALID_ENV\].*RMSNORM_ISA="sse9"/);
+  });
+
+  it('without a native binary: the fallback runs, warns once with a code, and backend() says why', () => {
+    const r = run(
+      `const m = require('./');
+       const y = m.rmsNorm(new Float32Array([3, 4]), null, { dim: 2, eps: 0 });
+       m.rmsNorm(new Float32Array([3, 4]), null, { dim: 2 });
+       const b = m.backend();
+       console.log(JSON.stringify({ native: b.native, isa: b.isa, err: b.loadError && b.loadError.code, y: Array.from(y) }));`,
+      {},
+      { cwd: bare },
+    );
+    expect(r.status).toBe(0);
+    const got = JSON.parse(r.stdout) as { y: number[] };
+    expect(got).toEqual({ native: false, isa: 'js', err: 'RMSNORM_NATIVE_UNAVAILABLE', y: [Math.fround(3 / Math.sqrt(12.5)), Math.fround(4 / Math.sqrt(12.5))] });
+    expect(r.stderr.match(/\[RMSNORM_NATIVE_UNAVAILABLE\]/g)).toHaveLength(1);
+  });
+
+  it('without a native binary and RMSNORM_BACKEND=native: an actionable error', () => {
+    const r = run(`require('./')`, { RMSNORM_BACKEND: 'native' }, { cwd: bare });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/no native module could be loaded for linux-x64|no native module could be loaded for/);
+    expect(r.stderr).toMatch(/Looked in .*prebuilds.* and .*build\/Release/);
+    expect(r.stderr).toMatch(/cmake-js compile/);
+  });
+});
