@@ -1,23 +1,23 @@
 // Types of the native module (build/Release/rmsnorm.node, prebuilds/<platform>-<arch>/rmsnorm.node) as the
 // facade in lib/ sees it. The native functions take positional arguments already checked by lib/validate.ts;
-// they check again and throw coded errors rather than crash, but their messages are terser.
+// they check again and throw coded errors rather than crash. Their array arguments are in the slot order of
+// the OpSpec tables in native/binding.cc; after the arrays come dim, eps and the op's other numbers.
 
 export type FloatArray = Float32Array | Float64Array;
+type Arr = FloatArray | null;
 
 /** The compute entry points, shared by the native module and the pure-TypeScript fallback (lib/fallback.ts). */
 export interface Kernels {
-  /** Writes RMSNorm of each row of x into out (which may be x), and 1/rms into rstd when given. */
-  rmsNorm(
-    x: FloatArray,
-    weight: FloatArray | null,
-    bias: FloatArray | null,
-    out: FloatArray,
-    rstd: FloatArray | null,
-    dim: number,
-    eps: number,
-    offset: number,
-    partial: number,
-  ): void;
+  /** RMSNorm of each row of x into out (which may be x); 1/rms into rstd when given. */
+  rmsNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number): void;
+  /** LayerNorm of each row of x into out (which may be x); statistics into mean and rstd when given. */
+  layerNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, mean: Arr, rstd: Arr, dim: number, eps: number): void;
+  /** residual += x, then RMSNorm of residual into out (which may be x). */
+  addRmsNorm(x: FloatArray, residual: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number): void;
+  /** Gradients of rmsNorm: dx (may be dy); dweight/dbias when given, overwritten or added to (accumulate). */
+  rmsNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, offset: number, partial: number, accumulate: boolean): void;
+  /** Gradients of layerNorm; mean and rstd are recomputed unless both are given. */
+  layerNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, mean: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean): void;
 }
 
 export interface NativeBinding extends Kernels {

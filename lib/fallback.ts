@@ -1,8 +1,10 @@
-// The pure-TypeScript implementation: the same entry points and the same algorithm as the native kernels
+// The pure-TypeScript implementation: the same entry points and the same algorithms as the native kernels
 // (native/kernels.cc), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
 import type { FloatArray, Kernels } from '../binding';
 import { partialCount } from './validate';
+
+type Arr = FloatArray | null;
 
 const SAFE_SUM_MIN = 2 ** -969; // see kernels.cc: at or above this no underflowed square matters
 
@@ -11,6 +13,10 @@ function scale2(x: number, e: number): number {
   for (; e > 1022; e -= 1022) x *= 2 ** 1022;
   for (; e < -1022; e += 1022) x *= 2 ** -1022;
   return x * 2 ** e;
+}
+
+function exponentOf(m: number): number {
+  return Math.floor(Math.log2(m)); // any nearby power of two works: it only keeps the scaled sums in range
 }
 
 /** Sum of squares of x[base .. base+k), four accumulators as in the native kernels. */
@@ -37,24 +43,32 @@ function sumSquares(x: FloatArray, base: number, k: number): number {
   return a0 + a1 + (a2 + a3);
 }
 
+/** A row's statistics: rstd = r * 2^-e, and outputs are ((x - mean) * 2^-e) * r. */
+interface RowScale {
+  mean: number;
+  r: number;
+  e: number;
+}
+
 /**
- * The reciprocal RMS of one row as r * 2^-e. Rows whose sum of squares overflows or underflows float64 are
- * summed again scaled by a power of two (exact), and the power is carried to the output.
+ * RMSNorm statistics of one row. Rows whose sum of squares overflows or underflows float64 are summed again
+ * scaled by a power of two (exact), and the power is carried to the output.
  */
-function rowScale(x: FloatArray, base: number, k: number, eps: number, out: { r: number; e: number }): void {
+function rmsScale(x: FloatArray, base: number, k: number, eps: number, s: RowScale): void {
   let ss = sumSquares(x, base, k);
-  out.e = 0;
+  s.mean = 0;
+  s.e = 0;
   if ((ss >= SAFE_SUM_MIN && ss <= Number.MAX_VALUE) || ss !== ss) {
-    out.r = 1 / Math.sqrt(ss / k + eps);
+    s.r = 1 / Math.sqrt(ss / k + eps);
     return;
   }
   let m = 0;
   for (let i = 0; i < k; i++) m = Math.max(m, Math.abs(x[base + i]!));
   if (m === 0 || m === Infinity) {
-    out.r = 1 / Math.sqrt(ss / k + eps);
+    s.r = 1 / Math.sqrt(ss / k + eps);
     return;
   }
-  const e = Math.floor(Math.log2(m));
+  const e = exponentOf(m);
   ss = 0;
   for (let i = 0; i < k; i++) {
     const v = scale2(x[base + i]!, -e);
@@ -62,40 +76,195 @@ function rowScale(x: FloatArray, base: number, k: number, eps: number, out: { r:
   }
   const t = scale2(eps, -2 * e);
   if (t === Infinity) {
-    out.r = 1 / Math.sqrt(eps);
+    s.r = 1 / Math.sqrt(eps);
     return;
   }
-  out.r = 1 / Math.sqrt(ss / k + t);
-  out.e = e;
+  s.r = 1 / Math.sqrt(ss / k + t);
+  s.e = e;
+}
+
+/** LayerNorm statistics of one row: mean, then the corrected two-pass variance, as in kernels.cc. */
+function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: RowScale): void {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += x[base + i]!;
+  const mean = sum / n;
+  let sq = 0;
+  let lin = 0;
+  for (let i = 0; i < n; i++) {
+    const d = x[base + i]! - mean;
+    sq += d * d;
+    lin += d;
+  }
+  s.mean = mean;
+  s.e = 0;
+  // sq === 0 may be a constant row or float64 deviations whose squares underflowed: the rescaled path below
+  // handles both (kernels.cc skips it for float32 data, where only a constant row gives 0).
+  const inRange = mean - mean === 0 && sq <= Number.MAX_VALUE && sq >= SAFE_SUM_MIN;
+  if (inRange || sq !== sq) {
+    s.r = 1 / Math.sqrt(Math.max((sq - (lin * lin) / n) / n, 0) + eps);
+    return;
+  }
+  let m = 0;
+  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(x[base + i]!));
+  if (m === 0 || !(m <= Number.MAX_VALUE)) {
+    s.r = 1 / Math.sqrt(eps);
+    return;
+  }
+  const e = exponentOf(m);
+  let sumS = 0;
+  for (let i = 0; i < n; i++) sumS += scale2(x[base + i]!, -e);
+  const meanS = sumS / n;
+  let sqS = 0;
+  let linS = 0;
+  for (let i = 0; i < n; i++) {
+    const d = scale2(x[base + i]!, -e) - meanS;
+    sqS += d * d;
+    linS += d;
+  }
+  s.mean = scale2(meanS, e);
+  const t = scale2(eps, -2 * e);
+  if (t === Infinity) {
+    s.r = 1 / Math.sqrt(eps);
+    return;
+  }
+  s.r = 1 / Math.sqrt(Math.max((sqS - (linS * linS) / n) / n, 0) + t);
+  s.e = e;
+}
+
+function rstdOf(s: RowScale): number {
+  return s.e === 0 ? s.r : scale2(s.r, -s.e);
+}
+
+/** y[base..base+n) = ((x - mean) * 2^-e * r) * (offset + w) + b. */
+function writeRow(x: FloatArray, y: FloatArray, base: number, n: number, w: Arr, b: Arr, offset: number, s: RowScale): void {
+  const { mean, e } = s;
+  if (e !== 0) {
+    for (let i = 0; i < n; i++) {
+      let v = scale2(x[base + i]! - mean, -e) * s.r;
+      if (w) v *= offset + w[i]!;
+      if (b) v += b[i]!;
+      y[base + i] = v;
+    }
+    return;
+  }
+  const r = s.r;
+  if (w && b) for (let i = 0; i < n; i++) y[base + i] = (x[base + i]! - mean) * r * (offset + w[i]!) + b[i]!;
+  else if (w) for (let i = 0; i < n; i++) y[base + i] = (x[base + i]! - mean) * r * (offset + w[i]!);
+  else if (b) for (let i = 0; i < n; i++) y[base + i] = (x[base + i]! - mean) * r + b[i]!;
+  else for (let i = 0; i < n; i++) y[base + i] = (x[base + i]! - mean) * r;
+}
+
+/** Column sums of dweight/dbias contributions, in double, then stored (or added) once per column. */
+function storeGrad(target: Arr, sums: Float64Array, accumulate: boolean): void {
+  if (!target) return;
+  for (let j = 0; j < sums.length; j++) target[j] = accumulate ? target[j]! + sums[j]! : sums[j]!;
 }
 
 export const fallback: Kernels = {
   rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
-    const s = { r: 0, e: 0 };
+    const s: RowScale = { mean: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
-      rowScale(x, base, k, eps, s);
-      const e = s.e;
-      const r = e === 0 ? s.r : scale2(s.r, -e);
-      if (rstd) rstd[row] = r;
-      if (e !== 0) {
-        for (let i = 0; i < dim; i++) {
-          let v = scale2(x[base + i]!, -e) * s.r;
-          if (weight) v *= offset + weight[i]!;
-          if (bias) v += bias[i]!;
-          out[base + i] = v;
-        }
-      } else if (weight && bias) {
-        for (let i = 0; i < dim; i++) out[base + i] = x[base + i]! * r * (offset + weight[i]!) + bias[i]!;
-      } else if (weight) {
-        for (let i = 0; i < dim; i++) out[base + i] = x[base + i]! * r * (offset + weight[i]!);
-      } else if (bias) {
-        for (let i = 0; i < dim; i++) out[base + i] = x[base + i]! * r + bias[i]!;
+      rmsScale(x, base, k, eps, s);
+      if (rstd) rstd[row] = rstdOf(s);
+      writeRow(x, out, base, dim, weight, bias, offset, s);
+    }
+  },
+
+  layerNorm(x, weight, bias, out, mean, rstd, dim, eps) {
+    const rows = x.length / dim;
+    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    for (let row = 0; row < rows; row++) {
+      const base = row * dim;
+      layerNormScale(x, base, dim, eps, s);
+      if (rstd) rstd[row] = rstdOf(s);
+      if (mean) mean[row] = s.mean;
+      writeRow(x, out, base, dim, weight, bias, 0, s);
+    }
+  },
+
+  addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial) {
+    const rows = x.length / dim;
+    const k = partialCount(partial, dim);
+    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    for (let row = 0; row < rows; row++) {
+      const base = row * dim;
+      for (let i = base; i < base + dim; i++) residual[i] = residual[i]! + x[i]!; // rounds to the element type
+      rmsScale(residual, base, k, eps, s);
+      if (rstd) rstd[row] = rstdOf(s);
+      writeRow(residual, out, base, dim, weight, bias, offset, s);
+    }
+  },
+
+  rmsNormBackward(dy, x, weight, rstd, dx, dweight, dbias, dim, eps, offset, partial, accumulate) {
+    const rows = x.length / dim;
+    const k = partialCount(partial, dim);
+    const dw = new Float64Array(dweight ? dim : 0);
+    const db = new Float64Array(dbias ? dim : 0);
+    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    for (let row = 0; row < rows; row++) {
+      const base = row * dim;
+      let r: number;
+      if (rstd) {
+        r = rstd[row]!;
       } else {
-        for (let i = 0; i < dim; i++) out[base + i] = x[base + i]! * r;
+        rmsScale(x, base, k, eps, s);
+        r = rstdOf(s);
+      }
+      let dot = 0;
+      for (let i = 0; i < dim; i++) dot += dy[base + i]! * (weight ? offset + weight[i]! : 1) * x[base + i]!;
+      const c = (r * r * r * dot) / k;
+      for (let i = 0; i < dim; i++) {
+        const g = dy[base + i]!;
+        const xi = x[base + i]!;
+        if (dweight) dw[i] = dw[i]! + g * xi * r;
+        if (dbias) db[i] = db[i]! + g;
+        const d = g * (weight ? offset + weight[i]! : 1) * r;
+        dx[base + i] = i < k ? d - c * xi : d;
       }
     }
+    storeGrad(dweight, dw, accumulate);
+    storeGrad(dbias, db, accumulate);
+  },
+
+  layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate) {
+    const rows = x.length / dim;
+    const dw = new Float64Array(dweight ? dim : 0);
+    const db = new Float64Array(dbias ? dim : 0);
+    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    for (let row = 0; row < rows; row++) {
+      const base = row * dim;
+      let mu: number;
+      let r: number;
+      if (mean && rstd) {
+        mu = mean[row]!;
+        r = rstd[row]!;
+      } else {
+        layerNormScale(x, base, dim, eps, s);
+        mu = s.mean;
+        r = rstdOf(s);
+      }
+      let sg = 0;
+      let sgx = 0;
+      for (let i = 0; i < dim; i++) {
+        const g = dy[base + i]! * (weight ? weight[i]! : 1);
+        sg += g;
+        sgx += g * (x[base + i]! - mu) * r;
+      }
+      const a = sg / dim;
+      const b = sgx / dim;
+      for (let i = 0; i < dim; i++) {
+        const gy = dy[base + i]!;
+        const xhat = (x[base + i]! - mu) * r;
+        if (dweight) dw[i] = dw[i]! + gy * xhat;
+        if (dbias) db[i] = db[i]! + gy;
+        const g = gy * (weight ? weight[i]! : 1);
+        dx[base + i] = r * (g - a - xhat * b);
+      }
+    }
+    storeGrad(dweight, dw, accumulate);
+    storeGrad(dbias, db, accumulate);
   },
 };

@@ -5,14 +5,15 @@ import { fallback } from './fallback';
 import { load, type Isa } from './loader';
 import {
   checkArray,
+  checkBoolean,
   checkData,
   checkDim,
-  checkDisjoint,
+  checkEps,
   checkKind,
   checkLength,
-  checkEps,
   checkOffset,
   checkOptions,
+  checkOverlaps,
   checkPartial,
   checkRowsMultiple,
   type FloatArray,
@@ -21,6 +22,7 @@ import {
 
 export type { FloatArray } from './validate';
 export type { Isa } from './loader';
+export { RMSNorm, LayerNorm, type RMSNormModuleOptions, type LayerNormModuleOptions, type DType } from './modules';
 
 /** The array type of every other array argument of a call whose x is T: Float32Array for Float32Array, etc. */
 export type SameFloat<T extends FloatArray> = T extends Float32Array ? Float32Array : Float64Array;
@@ -40,6 +42,55 @@ export interface RmsNormOptions<A extends FloatArray = FloatArray> {
   out?: A | null;
   /** Receives each row's 1 / rms (length rows). */
   rstd?: A | null;
+}
+
+export interface LayerNormOptions<A extends FloatArray = FloatArray> {
+  /** Row length. Default: weight.length, else bias.length. */
+  dim?: number;
+  /** Added to the variance before the square root. Default 1e-5. Finite, >= 0. */
+  eps?: number;
+  /** Output array of x's length. May be x itself (in place). */
+  out?: A | null;
+  /** Receives each row's mean (length rows). */
+  mean?: A | null;
+  /** Receives each row's 1 / sqrt(var + eps) (length rows). */
+  rstd?: A | null;
+}
+
+export interface RmsNormBackwardOptions<A extends FloatArray = FloatArray> {
+  dim?: number;
+  eps?: number;
+  offset?: number;
+  partial?: number;
+  /** rstd from the forward pass (its `rstd` option); recomputed from x when absent. */
+  rstd?: A | null;
+  /** Receives dL/dx (length x.length); may be dy itself. */
+  dx?: A | null;
+  /** Receives dL/dweight (length dim). */
+  dweight?: A | null;
+  /** Receives dL/dbias (length dim). */
+  dbias?: A | null;
+  /** Add into dweight/dbias instead of overwriting them. Default false. */
+  accumulate?: boolean;
+}
+
+export interface LayerNormBackwardOptions<A extends FloatArray = FloatArray> {
+  dim?: number;
+  eps?: number;
+  /** mean and rstd from the forward pass; both are recomputed from x unless both are given. */
+  mean?: A | null;
+  rstd?: A | null;
+  dx?: A | null;
+  dweight?: A | null;
+  dbias?: A | null;
+  accumulate?: boolean;
+}
+
+export interface Gradients<A extends FloatArray> {
+  dx: A;
+  /** null when weight is null and no dweight buffer was given. */
+  dweight: A | null;
+  dbias: A;
 }
 
 export interface Backend {
@@ -63,7 +114,7 @@ const version = (require('../package.json') as { version: string }).version;
 
 /** Which implementation runs, and why the native one does not if it does not. */
 export function backend(): Backend {
-  const info: Backend = { native: loaded.binding !== null, isa: loaded.isa, threads: 1, version };
+  const info: Backend = { native, isa: loaded.isa, threads: 1, version };
   if (loaded.loadError) info.loadError = loaded.loadError;
   return info;
 }
@@ -72,16 +123,16 @@ function allocLike(kind: Kind, length: number): FloatArray {
   return kind === 1 ? new Float32Array(length) : new Float64Array(length);
 }
 
+// Overlap checks (`if (!native) checkOverlaps(...)` below): the native module makes them itself, with the same
+// messages, from the data pointers it reads anyway; in JavaScript each `.buffer` read costs as much as a whole
+// small call, so only the fallback pays for them.
+
 /**
  * RMSNorm over each row of x (rows × dim, row-major):
  *   rstd[r] = 1 / sqrt(mean_{i<k} x[r,i]^2 + eps),  y[r,i] = x[r,i] * rstd[r] * (offset + weight[i]) + bias[i]
  * Returns `options.out` when given, else a new array of x's type.
  */
-export function rmsNorm<T extends FloatArray>(
-  x: T,
-  weight: SameFloat<T> | null,
-  options?: RmsNormOptions<SameFloat<T>>,
-): SameFloat<T>;
+export function rmsNorm<T extends FloatArray>(x: T, weight: SameFloat<T> | null, options?: RmsNormOptions<SameFloat<T>>): SameFloat<T>;
 export function rmsNorm(x: FloatArray, weight: FloatArray | null, options?: RmsNormOptions): FloatArray {
   const kind = checkData('x', x);
   const o = checkOptions<RmsNormOptions>(options);
@@ -95,19 +146,188 @@ export function rmsNorm(x: FloatArray, weight: FloatArray | null, options?: RmsN
   const partial = checkPartial(o.partial);
   const out = checkArray('options.out', o.out, kind, x.length, 'x.length', true);
   const rstd = checkArray('options.rstd', o.rstd, kind, rows, 'rows', true);
-  // The native module makes the same overlap checks, with the same messages, from the data pointers it reads
-  // anyway; in JavaScript each `.buffer` read costs as much as a whole small call, so only the fallback pays it.
   if (!native) {
-    checkDisjoint('options.out', out, 'x', x, true);
-    checkDisjoint('options.out', out, 'weight', w, false);
-    checkDisjoint('options.out', out, 'options.bias', bias, false);
-    checkDisjoint('options.rstd', rstd, 'x', x, false);
-    checkDisjoint('options.rstd', rstd, 'options.out', out, false);
-    checkDisjoint('options.rstd', rstd, 'weight', w, false);
-    checkDisjoint('options.rstd', rstd, 'options.bias', bias, false);
+    checkOverlaps([
+      { name: 'x', a: x, output: false },
+      { name: 'weight', a: w, output: false },
+      { name: 'options.bias', a: bias, output: false },
+      { name: 'options.out', a: out, output: true, sameOk: 0 },
+      { name: 'options.rstd', a: rstd, output: true },
+    ]);
   }
-
   const y = out ?? allocLike(kind, x.length);
   kernels.rmsNorm(x, w, bias, y, rstd, dim, eps, offset, partial);
   return y;
+}
+
+/**
+ * LayerNorm over each row of x: y = (x - mean) * rstd * weight + bias, with the population variance and
+ * rstd = 1 / sqrt(var + eps). Returns `options.out` when given, else a new array of x's type.
+ */
+export function layerNorm<T extends FloatArray>(
+  x: T,
+  weight: SameFloat<T> | null,
+  bias: SameFloat<T> | null,
+  options?: LayerNormOptions<SameFloat<T>>,
+): SameFloat<T>;
+export function layerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, options?: LayerNormOptions): FloatArray {
+  const kind = checkData('x', x);
+  const o = checkOptions<LayerNormOptions>(options);
+  const w = checkKind('weight', weight, kind, true);
+  const b = checkKind('bias', bias, kind, true);
+  const dim = checkDim(o.dim, w ?? b, w ? 'weight' : 'bias');
+  if (w) checkLength('weight', w, dim, 'dim');
+  if (b) checkLength('bias', b, dim, 'dim');
+  const rows = checkRowsMultiple(x, dim);
+  const eps = checkEps(o.eps);
+  const out = checkArray('options.out', o.out, kind, x.length, 'x.length', true);
+  const mean = checkArray('options.mean', o.mean, kind, rows, 'rows', true);
+  const rstd = checkArray('options.rstd', o.rstd, kind, rows, 'rows', true);
+  if (!native) {
+    checkOverlaps([
+      { name: 'x', a: x, output: false },
+      { name: 'weight', a: w, output: false },
+      { name: 'bias', a: b, output: false },
+      { name: 'options.out', a: out, output: true, sameOk: 0 },
+      { name: 'options.mean', a: mean, output: true },
+      { name: 'options.rstd', a: rstd, output: true },
+    ]);
+  }
+  const y = out ?? allocLike(kind, x.length);
+  kernels.layerNorm(x, w, b, y, mean, rstd, dim, eps);
+  return y;
+}
+
+/**
+ * The pre-norm decoder block's fused step: residual += x (in place, rounded to the element type), then
+ * out = rmsNorm(residual, weight, options), in one pass over memory. `out` may be x (FlashInfer's
+ * fused_add_rmsnorm convention); it must not be residual. Same options as rmsNorm.
+ */
+export function addRmsNorm<T extends FloatArray>(
+  x: T,
+  residual: SameFloat<T>,
+  weight: SameFloat<T> | null,
+  options?: RmsNormOptions<SameFloat<T>>,
+): SameFloat<T>;
+export function addRmsNorm(x: FloatArray, residual: FloatArray, weight: FloatArray | null, options?: RmsNormOptions): FloatArray {
+  const kind = checkData('x', x);
+  const o = checkOptions<RmsNormOptions>(options);
+  const res = checkKind('residual', residual, kind, false)!;
+  const w = checkKind('weight', weight, kind, true);
+  const dim = checkDim(o.dim, w);
+  if (w) checkLength('weight', w, dim, 'dim');
+  const rows = checkRowsMultiple(x, dim);
+  checkLength('residual', res, x.length, 'x.length');
+  const eps = checkEps(o.eps);
+  const bias = checkArray('options.bias', o.bias, kind, dim, 'dim', true);
+  const offset = checkOffset(o.offset, w);
+  const partial = checkPartial(o.partial);
+  const out = checkArray('options.out', o.out, kind, x.length, 'x.length', true);
+  const rstd = checkArray('options.rstd', o.rstd, kind, rows, 'rows', true);
+  if (!native) {
+    checkOverlaps([
+      { name: 'x', a: x, output: false },
+      { name: 'residual', a: res, output: true },
+      { name: 'weight', a: w, output: false },
+      { name: 'options.bias', a: bias, output: false },
+      { name: 'options.out', a: out, output: true, sameOk: 0 },
+      { name: 'options.rstd', a: rstd, output: true },
+    ]);
+  }
+  const y = out ?? allocLike(kind, x.length);
+  kernels.addRmsNorm(x, res, w, bias, y, rstd, dim, eps, offset, partial);
+  return y;
+}
+
+/** Checks shared by both backward passes; returns what they have in common. */
+function checkBackwardCommon(dy: FloatArray, x: FloatArray, weight: FloatArray | null, o: RmsNormBackwardOptions | LayerNormBackwardOptions) {
+  const kind = checkData('dy', dy);
+  const xs = checkKind('x', x, kind, false)!;
+  const w = checkKind('weight', weight, kind, true);
+  const dim = checkDim(o.dim, w);
+  if (w) checkLength('weight', w, dim, 'dim');
+  const rows = checkRowsMultiple(dy, dim, 'dy');
+  checkLength('x', xs, dy.length, 'dy.length');
+  const eps = checkEps(o.eps);
+  return { kind, xs, w, dim, rows, eps };
+}
+
+function checkGradOutputs(o: RmsNormBackwardOptions | LayerNormBackwardOptions, kind: Kind, n: number, dim: number) {
+  return {
+    dx: checkArray('options.dx', o.dx, kind, n, 'dy.length', true),
+    dweight: checkArray('options.dweight', o.dweight, kind, dim, 'dim', true),
+    dbias: checkArray('options.dbias', o.dbias, kind, dim, 'dim', true),
+    accumulate: checkBoolean('options.accumulate', o.accumulate),
+  };
+}
+
+/**
+ * Gradients of rmsNorm with respect to x, weight and bias, given dL/dy. Pass the forward pass's `rstd` to
+ * skip recomputing it. With `accumulate`, dweight/dbias are added to rather than overwritten (for gradient
+ * accumulation over micro-batches).
+ */
+export function rmsNormBackward<T extends FloatArray>(
+  dy: T,
+  x: SameFloat<T>,
+  weight: SameFloat<T> | null,
+  options?: RmsNormBackwardOptions<SameFloat<T>>,
+): Gradients<SameFloat<T>>;
+export function rmsNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options?: RmsNormBackwardOptions): Gradients<FloatArray> {
+  const o = checkOptions<RmsNormBackwardOptions>(options);
+  const { kind, xs, w, dim, rows, eps } = checkBackwardCommon(dy, x, weight, o);
+  const offset = checkOffset(o.offset, w);
+  const partial = checkPartial(o.partial);
+  const rstd = checkArray('options.rstd', o.rstd, kind, rows, 'rows', true);
+  const g = checkGradOutputs(o, kind, dy.length, dim);
+  if (!native) {
+    checkOverlaps([
+      { name: 'dy', a: dy, output: false },
+      { name: 'x', a: xs, output: false },
+      { name: 'weight', a: w, output: false },
+      { name: 'options.rstd', a: rstd, output: false },
+      { name: 'options.dx', a: g.dx, output: true, sameOk: 0 },
+      { name: 'options.dweight', a: g.dweight, output: true },
+      { name: 'options.dbias', a: g.dbias, output: true },
+    ]);
+  }
+  const dx = g.dx ?? allocLike(kind, dy.length);
+  const dweight = g.dweight ?? (w ? allocLike(kind, dim) : null);
+  const dbias = g.dbias ?? allocLike(kind, dim);
+  kernels.rmsNormBackward(dy, xs, w, rstd, dx, dweight, dbias, dim, eps, offset, partial, g.accumulate);
+  return { dx, dweight, dbias };
+}
+
+/**
+ * Gradients of layerNorm with respect to x, weight and bias, given dL/dy. Pass the forward pass's `mean` and
+ * `rstd` to skip recomputing them.
+ */
+export function layerNormBackward<T extends FloatArray>(
+  dy: T,
+  x: SameFloat<T>,
+  weight: SameFloat<T> | null,
+  options?: LayerNormBackwardOptions<SameFloat<T>>,
+): Gradients<SameFloat<T>>;
+export function layerNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options?: LayerNormBackwardOptions): Gradients<FloatArray> {
+  const o = checkOptions<LayerNormBackwardOptions>(options);
+  const { kind, xs, w, dim, rows, eps } = checkBackwardCommon(dy, x, weight, o);
+  const mean = checkArray('options.mean', o.mean, kind, rows, 'rows', true);
+  const rstd = checkArray('options.rstd', o.rstd, kind, rows, 'rows', true);
+  const g = checkGradOutputs(o, kind, dy.length, dim);
+  if (!native) {
+    checkOverlaps([
+      { name: 'dy', a: dy, output: false },
+      { name: 'x', a: xs, output: false },
+      { name: 'weight', a: w, output: false },
+      { name: 'options.mean', a: mean, output: false },
+      { name: 'options.rstd', a: rstd, output: false },
+      { name: 'options.dx', a: g.dx, output: true, sameOk: 0 },
+      { name: 'options.dweight', a: g.dweight, output: true },
+      { name: 'options.dbias', a: g.dbias, output: true },
+    ]);
+  }
+  const dx = g.dx ?? allocLike(kind, dy.length);
+  const dweight = g.dweight ?? (w ? allocLike(kind, dim) : null);
+  const dbias = g.dbias ?? allocLike(kind, dim);
+  kernels.layerNormBackward(dy, xs, w, mean, rstd, dx, dweight, dbias, dim, eps, g.accumulate);
+  return { dx, dweight, dbias };
 }

@@ -127,13 +127,14 @@ function checkNumber(name: string, v: unknown): number {
   return v;
 }
 
-export function checkDim(v: unknown, weight: FloatArray | null): number {
+/** options.dim, else the length of `source` (the weight; for layerNorm the weight or else the bias). */
+export function checkDim(v: unknown, source: FloatArray | null, sourceName = 'weight'): number {
   if (v === undefined) {
-    if (weight) {
-      if (weight.length === 0) throw outOfRange('weight', 'have length >= 1 (it sets dim)', 'length 0');
-      return weight.length;
+    if (source) {
+      if (source.length === 0) throw outOfRange(sourceName, 'have length >= 1 (it sets dim)', 'length 0');
+      return source.length;
     }
-    throw invalidType('options.dim', 'of type number when weight is null', v);
+    throw invalidType('options.dim', `of type number when ${sourceName === 'weight' ? 'weight is' : 'weight and bias are'} null`, v);
   }
   const d = checkNumber('options.dim', v);
   if (!Number.isInteger(d) || d < 1 || d > 0xffffffff) {
@@ -164,9 +165,9 @@ export function checkPartial(v: unknown): number {
   return p;
 }
 
-export function checkRowsMultiple(x: FloatArray, dim: number): number {
+export function checkRowsMultiple(x: FloatArray, dim: number, name = 'x'): number {
   if (x.length % dim !== 0) {
-    throw outOfRange('x', `have a length that is a multiple of dim (${dim})`, `length ${x.length}`);
+    throw outOfRange(name, `have a length that is a multiple of dim (${dim})`, `length ${x.length}`);
   }
   return x.length / dim;
 }
@@ -180,23 +181,41 @@ function overlaps(a: FloatArray, b: FloatArray): boolean {
   return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
 
+/** One array argument of a call, for the overlap rules. */
+export interface Slot {
+  name: string;
+  a: FloatArray | null;
+  output: boolean;
+  /** Index of the one slot this output may be exactly the same view of (in place). */
+  sameOk?: number;
+}
+
 /**
- * An output must not share memory with an input, except that it may be exactly the same view as the inputs
- * listed in `sameOk` (in-place operation).
+ * Outputs must not share memory with any other array of the call, except that an output may be exactly the
+ * same view as its `sameOk` slot. Same rules, order and messages as parse() in native/binding.cc, which makes
+ * these checks itself when the native module is in use.
  */
-export function checkDisjoint(
-  outName: string,
-  out: FloatArray | null,
-  inName: string,
-  input: FloatArray | null,
-  sameOk: boolean,
-): void {
-  if (out === null || input === null || !overlaps(out, input)) return;
-  if (sameOk && sameView(out, input)) return;
-  throw invalidValue(
-    outName,
-    `must not overlap "${inName}"${sameOk ? ' unless it is exactly the same view (in place)' : ''}`,
-  );
+export function checkOverlaps(slots: Slot[]): void {
+  for (let o = 0; o < slots.length; o++) {
+    const out = slots[o]!;
+    if (!out.output || out.a === null) continue;
+    for (let i = 0; i < slots.length; i++) {
+      const other = slots[i]!;
+      if (i === o || other.a === null || !overlaps(out.a, other.a)) continue;
+      const sameOk = out.sameOk === i;
+      if (sameOk && sameView(out.a, other.a)) continue;
+      throw invalidValue(
+        out.name,
+        `must not overlap "${other.name}"${sameOk ? ' unless it is exactly the same view (in place)' : ''}`,
+      );
+    }
+  }
+}
+
+export function checkBoolean(name: string, v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw invalidType(name, 'of type boolean', v);
+  return v;
 }
 
 /** The number of leading values of a row that pRMSNorm's statistic covers: max(1, ceil(partial * dim)). */

@@ -1,20 +1,28 @@
 // Node-API entry points. The TypeScript facade (lib/validate.ts) checks every argument first and produces the
 // user-facing errors; this file checks again, defensively, so that a call that slips past the facade gets an
-// exception and never reaches a kernel with bad pointers or lengths.
+// exception and never reaches a kernel with bad pointers or lengths. The overlap checks between arrays are
+// made only here when the native module is in use (from the data pointers read anyway), with the same messages
+// as lib/validate.ts.
+//
+// Each op is described by a table of its array arguments (OpSpec); one parser checks any op against its table
+// and produces a Job: plain C++ with no Node-API inside, run on the calling thread.
 //
 // The hot path of a call: one callback, one napi_get_typedarray_info per array, a few napi_get_value_double,
-// no allocation.
+// no allocation for forward ops.
 #include <napi.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "cpu.h"
 #include "kernels.h"
 
 namespace {
 
+using rmsnorm::BackwardArgs;
 using rmsnorm::KernelTable;
 using rmsnorm::NormArgs;
 
@@ -24,6 +32,8 @@ using rmsnorm::NormArgs;
   error.Set("code", Napi::String::New(env, code));
   throw error;
 }
+
+std::string quoted(const char* name) { return std::string("The \"") + name + "\" argument"; }
 
 struct ArrayArg {
   bool present = false;
@@ -46,64 +56,348 @@ ArrayArg read_array(napi_env env, napi_value v, const char* name, bool optional)
   // Not asking for the ArrayBuffer: creating its handle costs as much as the rest of the call.
   if (napi_get_typedarray_info(env, v, &a.type, &a.length, &a.data, nullptr, nullptr) == napi_ok) {
     if (a.type != napi_float32_array && a.type != napi_float64_array) {
-      fail(env, "ERR_INVALID_ARG_TYPE",
-           std::string("The \"") + name + "\" argument must be a Float32Array or Float64Array");
+      fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array or Float64Array");
     }
     if (a.length == 0 && is_detached(env, v)) {
-      fail(env, "ERR_INVALID_ARG_VALUE", std::string("The \"") + name + "\" argument must not be on a detached ArrayBuffer");
+      fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
     }
     a.present = true;
     return a;
   }
   napi_valuetype t;
   if (optional && napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined)) return a;
-  fail(env, "ERR_INVALID_ARG_TYPE", std::string("The \"") + name + "\" argument must be a Float32Array or Float64Array");
+  fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array or Float64Array");
 }
 
 double read_number(napi_env env, napi_value v, const char* name) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) {
-    fail(env, "ERR_INVALID_ARG_TYPE", std::string("The \"") + name + "\" argument must be of type number");
-  }
+  if (napi_get_value_double(env, v, &d) != napi_ok) fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type number");
   return d;
 }
 
-void expect_same_type(napi_env env, const ArrayArg& x, const ArrayArg& a, const char* name) {
-  if (a.present && a.type != x.type) {
-    fail(env, "ERR_INVALID_ARG_TYPE", std::string("The \"") + name + "\" argument must have the element type of \"x\"");
-  }
+bool read_bool(napi_env env, napi_value v, const char* name) {
+  bool b;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type boolean");
+  return b;
 }
 
-void expect_length(napi_env env, const ArrayArg& a, size_t length, const char* name, const char* what) {
-  if (a.present && a.length != length) {
+// ---------------------------------------------------------------------------------------------------------
+// Op descriptions
+
+enum class Len { kTotal, kDim, kRows };  // x.length, dim, rows
+
+struct Slot {
+  const char* name;
+  Len len;
+  bool nullable;
+  bool output;
+  int same_ok = -1;  // index of the one slot this output may be exactly the same view of (in place)
+};
+
+enum Scalar : unsigned { kOffset = 1, kPartial = 2, kAccumulate = 4 };
+
+struct OpSpec {
+  const char* name;
+  std::vector<Slot> slots;  // the array arguments, first; slot 0 sets the element type and the total length
+  unsigned scalars;         // after the arrays: dim, eps, then those flagged here, in flag order
+};
+
+// Slot layouts; lib/index.ts passes arguments in exactly this order.
+const OpSpec kRmsNorm{"rmsNorm",
+                      {{"x", Len::kTotal, false, false},
+                       {"weight", Len::kDim, true, false},
+                       {"options.bias", Len::kDim, true, false},
+                       {"options.out", Len::kTotal, false, true, 0},
+                       {"options.rstd", Len::kRows, true, true}},
+                      kOffset | kPartial};
+const OpSpec kLayerNorm{"layerNorm",
+                        {{"x", Len::kTotal, false, false},
+                         {"weight", Len::kDim, true, false},
+                         {"bias", Len::kDim, true, false},
+                         {"options.out", Len::kTotal, false, true, 0},
+                         {"options.mean", Len::kRows, true, true},
+                         {"options.rstd", Len::kRows, true, true}},
+                        0};
+const OpSpec kAddRmsNorm{"addRmsNorm",
+                         {{"x", Len::kTotal, false, false},
+                          {"residual", Len::kTotal, false, true},
+                          {"weight", Len::kDim, true, false},
+                          {"options.bias", Len::kDim, true, false},
+                          {"options.out", Len::kTotal, false, true, 0},
+                          {"options.rstd", Len::kRows, true, true}},
+                         kOffset | kPartial};
+const OpSpec kRmsNormBackward{"rmsNormBackward",
+                              {{"dy", Len::kTotal, false, false},
+                               {"x", Len::kTotal, false, false},
+                               {"weight", Len::kDim, true, false},
+                               {"options.rstd", Len::kRows, true, false},
+                               {"options.dx", Len::kTotal, false, true, 0},
+                               {"options.dweight", Len::kDim, true, true},
+                               {"options.dbias", Len::kDim, true, true}},
+                              kOffset | kPartial | kAccumulate};
+const OpSpec kLayerNormBackward{"layerNormBackward",
+                                {{"dy", Len::kTotal, false, false},
+                                 {"x", Len::kTotal, false, false},
+                                 {"weight", Len::kDim, true, false},
+                                 {"options.mean", Len::kRows, true, false},
+                                 {"options.rstd", Len::kRows, true, false},
+                                 {"options.dx", Len::kTotal, false, true, 0},
+                                 {"options.dweight", Len::kDim, true, true},
+                                 {"options.dbias", Len::kDim, true, true}},
+                                kAccumulate};
+
+constexpr size_t kMaxSlots = 8;
+
+struct Parsed {
+  ArrayArg a[kMaxSlots];
+  size_t dim = 0, rows = 0, k = 0;
+  double eps = 1e-5, offset = 0.0, partial = 1.0;
+  bool accumulate = false;
+  bool f64 = false;
+};
+
+bool overlaps(const ArrayArg& p, const ArrayArg& q) {
+  if (!p.present || !q.present || p.length == 0 || q.length == 0) return false;
+  const auto a = reinterpret_cast<uintptr_t>(p.data), b = reinterpret_cast<uintptr_t>(q.data);
+  return a < b + q.bytes() && b < a + p.bytes();
+}
+
+bool same_view(const ArrayArg& p, const ArrayArg& q) { return p.data == q.data && p.bytes() == q.bytes(); }
+
+size_t expected_length(Len len, const Parsed& p, size_t total) {
+  return len == Len::kTotal ? total : len == Len::kDim ? p.dim : p.rows;
+}
+
+const char* length_name(Len len, const OpSpec& op) {
+  return len == Len::kTotal ? (std::string(op.slots[0].name) == "dy" ? "dy.length" : "x.length")
+                            : len == Len::kDim ? "dim" : "rows";
+}
+
+Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
+  const size_t n_slots = op.slots.size();
+  const size_t n_scalars = 2 + ((op.scalars & kOffset) ? 1 : 0) + ((op.scalars & kPartial) ? 1 : 0) +
+                           ((op.scalars & kAccumulate) ? 1 : 0);
+  if (argc != n_slots + n_scalars) {
+    fail(env, "ERR_INVALID_ARG_TYPE", std::string(op.name) + " expects " + std::to_string(n_slots + n_scalars) + " arguments");
+  }
+  Parsed p;
+  for (size_t i = 0; i < n_slots; ++i) p.a[i] = read_array(env, argv[i], op.slots[i].name, op.slots[i].nullable);
+  size_t s = n_slots;
+  const double dim = read_number(env, argv[s++], "options.dim");
+  if (!(dim >= 1 && dim <= 4294967295.0) || std::floor(dim) != dim) {
+    fail(env, "ERR_OUT_OF_RANGE", quoted("options.dim") + " must be a positive integer no greater than 4294967295", true);
+  }
+  p.dim = static_cast<size_t>(dim);
+  p.eps = read_number(env, argv[s++], "options.eps");
+  if (!(p.eps >= 0 && p.eps <= 1.7976931348623157e308)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.eps") + " must be a finite number >= 0", true);
+  if (op.scalars & kOffset) {
+    p.offset = read_number(env, argv[s++], "options.offset");
+    if (!std::isfinite(p.offset)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.offset") + " must be a finite number", true);
+    for (size_t i = 0; i < n_slots; ++i) {
+      if (p.offset != 0 && std::strcmp(op.slots[i].name, "weight") == 0 && !p.a[i].present) {
+        fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.offset") + " requires a weight (weight is null)");
+      }
+    }
+  }
+  if (op.scalars & kPartial) {
+    p.partial = read_number(env, argv[s++], "options.partial");
+    if (!(p.partial > 0 && p.partial <= 1)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.partial") + " must be in (0, 1]", true);
+  }
+  if (op.scalars & kAccumulate) p.accumulate = read_bool(env, argv[s++], "options.accumulate");
+
+  const ArrayArg& first = p.a[0];
+  for (size_t i = 1; i < n_slots; ++i) {
+    if (p.a[i].present && p.a[i].type != first.type) {
+      fail(env, "ERR_INVALID_ARG_TYPE", quoted(op.slots[i].name) + " must have the element type of \"" + op.slots[0].name + "\"");
+    }
+  }
+  if (first.length % p.dim != 0) {
     fail(env, "ERR_OUT_OF_RANGE",
-         std::string("The \"") + name + "\" argument must have length " + std::to_string(length) + " (" + what +
-             "), received length " + std::to_string(a.length),
+         quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
+             "), received length " + std::to_string(first.length),
          true);
   }
+  p.rows = first.length / p.dim;
+  for (size_t i = 1; i < n_slots; ++i) {
+    const size_t want = expected_length(op.slots[i].len, p, first.length);
+    if (p.a[i].present && p.a[i].length != want) {
+      fail(env, "ERR_OUT_OF_RANGE",
+           quoted(op.slots[i].name) + " must have length " + std::to_string(want) + " (" +
+               length_name(op.slots[i].len, op) + "), received length " + std::to_string(p.a[i].length),
+           true);
+    }
+  }
+  // Outputs must not overlap any other array, except the one they may be in place on.
+  for (size_t o = 0; o < n_slots; ++o) {
+    if (!op.slots[o].output) continue;
+    for (size_t i = 0; i < n_slots; ++i) {
+      if (i == o || !overlaps(p.a[o], p.a[i])) continue;
+      const bool same_ok = op.slots[o].same_ok == static_cast<int>(i);
+      if (same_ok && same_view(p.a[o], p.a[i])) continue;
+      fail(env, "ERR_INVALID_ARG_VALUE",
+           quoted(op.slots[o].name) + " must not overlap \"" + op.slots[i].name + "\"" +
+               (same_ok ? " unless it is exactly the same view (in place)" : ""));
+    }
+  }
+  const double kd = std::ceil(p.partial * static_cast<double>(p.dim));
+  p.k = kd < 1 ? 1 : (kd > static_cast<double>(p.dim) ? p.dim : static_cast<size_t>(kd));
+  p.f64 = first.type == napi_float64_array;
+  return p;
 }
 
-// An output may be exactly the same view as an input (in place) when `same_ok`, and must not overlap it otherwise.
-void expect_disjoint(napi_env env, const ArrayArg& out, const char* out_name, const ArrayArg& in, const char* in_name,
-                     bool same_ok) {
-  if (!out.present || !in.present || out.length == 0 || in.length == 0) return;
-  const auto o = reinterpret_cast<uintptr_t>(out.data), i = reinterpret_cast<uintptr_t>(in.data);
-  if (same_ok && o == i && out.bytes() == in.bytes()) return;
-  if (o < i + in.bytes() && i < o + out.bytes()) {
-    // Same text as lib/validate.ts checkDisjoint: with the native backend this is the check users see.
-    fail(env, "ERR_INVALID_ARG_VALUE",
-         std::string("The \"") + out_name + "\" argument must not overlap \"" + in_name + "\"" +
-             (same_ok ? " unless it is exactly the same view (in place)" : ""));
+template <typename T>
+const T* in(const ArrayArg& a) {
+  return a.present ? static_cast<const T*>(a.data) : nullptr;
+}
+template <typename T>
+T* out(const ArrayArg& a) {
+  return a.present ? static_cast<T*>(a.data) : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Jobs: checked arguments bound to a kernel; Run() touches no JavaScript value.
+
+struct Job {
+  virtual ~Job() = default;
+  virtual void Run() = 0;
+};
+
+template <typename T>
+struct ForwardJob final : Job {
+  rmsnorm::RowKernel<T> kernel;
+  NormArgs<T> args;
+  void Run() override {
+    if (args.rows > 0) kernel(args, 0, args.rows);
+  }
+};
+
+// dweight/dbias are reduced over fixed blocks of rows chosen from the shape alone, each block summed in row
+// order in double, then the blocks in block order: the same bits however the blocks are scheduled.
+template <typename T>
+struct BackwardJob final : Job {
+  rmsnorm::BackwardKernel<T> kernel;
+  BackwardArgs<T> args;
+  T* dweight = nullptr;
+  T* dbias = nullptr;
+  bool accumulate = false;
+
+  static constexpr size_t kMaxBlocks = 64;
+
+  void Run() override {
+    const size_t rows = args.rows, dim = args.dim;
+    const size_t blocks = rows < kMaxBlocks ? rows : kMaxBlocks;
+    std::vector<double> dw(dweight ? blocks * dim : 0, 0.0), db(dbias ? blocks * dim : 0, 0.0);
+    for (size_t b = 0; b < blocks; ++b) {
+      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dweight ? &dw[b * dim] : nullptr,
+             dbias ? &db[b * dim] : nullptr);
+    }
+    Reduce(dw, dweight, blocks);
+    Reduce(db, dbias, blocks);
+  }
+
+  void Reduce(const std::vector<double>& partial, T* target, size_t blocks) const {
+    if (!target) return;
+    const size_t dim = args.dim;
+    for (size_t j = 0; j < dim; ++j) {
+      double s = 0.0;
+      for (size_t b = 0; b < blocks; ++b) s += partial[b * dim + j];
+      target[j] = static_cast<T>(accumulate ? static_cast<double>(target[j]) + s : s);
+    }
+  }
+};
+
+template <typename T>
+void bind_forward(ForwardJob<T>& job, rmsnorm::RowKernel<T> kernel, const Parsed& p, const ArrayArg& x,
+                  const ArrayArg& w, const ArrayArg& b, const ArrayArg& y, const ArrayArg& rstd, const ArrayArg* mean,
+                  const ArrayArg* residual) {
+  job.kernel = kernel;
+  NormArgs<T>& a = job.args;
+  a.x = in<T>(x);
+  a.y = out<T>(y);
+  a.weight = in<T>(w);
+  a.bias = in<T>(b);
+  a.rstd = out<T>(rstd);
+  a.mean = mean ? out<T>(*mean) : nullptr;
+  a.residual = residual ? out<T>(*residual) : nullptr;
+  a.rows = p.rows;
+  a.dim = p.dim;
+  a.k = p.k;
+  a.eps = p.eps;
+  a.offset = p.offset;
+}
+
+template <typename T>
+void bind_backward(BackwardJob<T>& job, rmsnorm::BackwardKernel<T> kernel, const Parsed& p, const ArrayArg& dy,
+                   const ArrayArg& x, const ArrayArg& w, const ArrayArg* mean, const ArrayArg& rstd,
+                   const ArrayArg& dx, const ArrayArg& dw, const ArrayArg& db) {
+  job.kernel = kernel;
+  BackwardArgs<T>& a = job.args;
+  a.dy = in<T>(dy);
+  a.x = in<T>(x);
+  a.weight = in<T>(w);
+  a.mean = mean ? in<T>(*mean) : nullptr;
+  a.rstd = in<T>(rstd);
+  a.dx = out<T>(dx);
+  a.rows = p.rows;
+  a.dim = p.dim;
+  a.k = p.k;
+  a.eps = p.eps;
+  a.offset = p.offset;
+  job.dweight = out<T>(dw);
+  job.dbias = out<T>(db);
+  job.accumulate = p.accumulate;
+}
+
+// Storage for any op's job, so a synchronous call builds it on the stack (no allocation on the hot path).
+struct AnyJob {
+  ForwardJob<float> forward_f32;
+  ForwardJob<double> forward_f64;
+  BackwardJob<float> backward_f32;
+  BackwardJob<double> backward_f64;
+  Job* active = nullptr;
+};
+
+// Binds the checked arguments of `op` to the float32 or float64 kernel of table `t`.
+void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) {
+  const ArrayArg* a = p.a;
+  const bool f64 = p.f64;
+  if (&op == &kRmsNorm || &op == &kLayerNorm || &op == &kAddRmsNorm) {
+    // Slot positions: rmsNorm (x, weight, bias, out, rstd); layerNorm (x, weight, bias, out, mean, rstd);
+    // addRmsNorm (x, residual, weight, bias, out, rstd).
+    const bool add = &op == &kAddRmsNorm, ln = &op == &kLayerNorm;
+    const size_t w = add ? 2 : 1;
+    const ArrayArg* mean = ln ? &a[4] : nullptr;
+    const ArrayArg* residual = add ? &a[1] : nullptr;
+    const ArrayArg& rstd = a[ln || add ? 5 : 4];
+    if (f64) {
+      auto kernel = ln ? t->f64.layer_norm : add ? t->f64.add_rms_norm : t->f64.rms_norm;
+      bind_forward(job.forward_f64, kernel, p, a[0], a[w], a[w + 1], a[w + 2], rstd, mean, residual);
+      job.active = &job.forward_f64;
+    } else {
+      auto kernel = ln ? t->f32.layer_norm : add ? t->f32.add_rms_norm : t->f32.rms_norm;
+      bind_forward(job.forward_f32, kernel, p, a[0], a[w], a[w + 1], a[w + 2], rstd, mean, residual);
+      job.active = &job.forward_f32;
+    }
+    return;
+  }
+  // rmsNormBackward (dy, x, weight, rstd, dx, dweight, dbias); layerNormBackward (dy, x, weight, mean, rstd,
+  // dx, dweight, dbias).
+  const bool ln = &op == &kLayerNormBackward;
+  const size_t r = ln ? 4 : 3;
+  const ArrayArg* mean = ln ? &a[3] : nullptr;
+  if (f64) {
+    bind_backward(job.backward_f64, ln ? t->f64.layer_norm_backward : t->f64.rms_norm_backward, p, a[0], a[1], a[2],
+                  mean, a[r], a[r + 1], a[r + 2], a[r + 3]);
+    job.active = &job.backward_f64;
+  } else {
+    bind_backward(job.backward_f32, ln ? t->f32.layer_norm_backward : t->f32.rms_norm_backward, p, a[0], a[1], a[2],
+                  mean, a[r], a[r + 1], a[r + 2], a[r + 3]);
+    job.active = &job.backward_f32;
   }
 }
 
-size_t read_dim(napi_env env, napi_value v) {
-  const double d = read_number(env, v, "dim");
-  if (!(d >= 1 && d <= 9007199254740991.0) || std::floor(d) != d) {
-    fail(env, "ERR_OUT_OF_RANGE", "The \"dim\" argument must be a positive integer", true);
-  }
-  return static_cast<size_t>(d);
-}
+// ---------------------------------------------------------------------------------------------------------
+// The addon instance: one per Node.js environment (main thread or worker), holding its kernel choice.
 
 class Addon : public Napi::Addon<Addon> {
  public:
@@ -115,16 +409,39 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("selectIsa", &Addon::SelectIsa),
                              InstanceMethod("isa", &Addon::Isa),
                          });
-    exports.Set("rmsNorm", RawFunction(env, "rmsNorm", &Addon::RmsNorm));
+    Export(env, exports, "rmsNorm", &Addon::Sync<kRmsNorm>);
+    Export(env, exports, "layerNorm", &Addon::Sync<kLayerNorm>);
+    Export(env, exports, "addRmsNorm", &Addon::Sync<kAddRmsNorm>);
+    Export(env, exports, "rmsNormBackward", &Addon::Sync<kRmsNormBackward>);
+    Export(env, exports, "layerNormBackward", &Addon::Sync<kLayerNormBackward>);
   }
 
  private:
   const KernelTable* table_;
 
-  Napi::Function RawFunction(napi_env env, const char* name, napi_callback cb) {
+  void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
     napi_value fn;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, this, &fn), Napi::Function());
-    return Napi::Function(env, fn);
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, this, &fn));
+    exports.Set(name, Napi::Value(env, fn));
+  }
+
+  // A raw napi_callback rather than an InstanceMethod: node-addon-api's CallbackInfo heap-allocates the
+  // argument list past six arguments, and these calls take up to thirteen.
+  template <const OpSpec& kOp>
+  static napi_value Sync(napi_env env, napi_callback_info cbinfo) {
+    napi_value argv[16];
+    size_t argc = 16;
+    void* self = nullptr;
+    if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
+    try {
+      if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
+      AnyJob job;
+      bind(job, kOp, static_cast<Addon*>(self)->table_, parse(env, kOp, argv, argc));
+      job.active->Run();
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    }
+    return nullptr;
   }
 
   Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
@@ -137,99 +454,18 @@ class Addon : public Napi::Addon<Addon> {
 
   // selectIsa(cap): use the best kernels at or below `cap`; returns the ISA now in use.
   Napi::Value SelectIsa(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "ERR_INVALID_ARG_TYPE", "The \"isa\" argument must be a string");
+    if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "ERR_INVALID_ARG_TYPE", quoted("isa") + " must be a string");
     const std::string cap = info[0].As<Napi::String>().Utf8Value();
     const KernelTable* t = rmsnorm::select_table(cap.c_str());
-    if (!t) fail(info.Env(), "ERR_INVALID_ARG_VALUE", "The \"isa\" argument must name an instruction set of this architecture, received '" + cap + "'");
+    if (!t) {
+      fail(info.Env(), "ERR_INVALID_ARG_VALUE",
+           quoted("isa") + " must name an instruction set of this architecture, received '" + cap + "'");
+    }
     table_ = t;
     return Napi::String::New(info.Env(), t->isa);
   }
 
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), table_->isa); }
-
-  // rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial). A raw napi_callback rather than an
-  // InstanceMethod: node-addon-api's CallbackInfo heap-allocates the argument list past six arguments.
-  static napi_value RmsNorm(napi_env env, napi_callback_info cbinfo) {
-    napi_value argv[9];
-    size_t argc = 9;
-    void* self = nullptr;
-    if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
-    try {
-      if (argc != 9) fail(env, "ERR_INVALID_ARG_TYPE", "rmsNorm expects 9 arguments");
-      static_cast<Addon*>(self)->RmsNormChecked(env, argv);
-    } catch (const Napi::Error& e) {
-      e.ThrowAsJavaScriptException();
-    }
-    return nullptr;
-  }
-
-  void RmsNormChecked(napi_env env, napi_value* argv) {
-    const ArrayArg x = read_array(env, argv[0], "x", false);
-    const ArrayArg w = read_array(env, argv[1], "weight", true);
-    const ArrayArg b = read_array(env, argv[2], "options.bias", true);
-    const ArrayArg y = read_array(env, argv[3], "options.out", false);
-    const ArrayArg rs = read_array(env, argv[4], "options.rstd", true);
-    const size_t dim = read_dim(env, argv[5]);
-    const double eps = read_number(env, argv[6], "options.eps");
-    const double offset = read_number(env, argv[7], "options.offset");
-    const double partial = read_number(env, argv[8], "options.partial");
-    if (!(eps >= 0 && eps <= 1.7976931348623157e308)) fail(env, "ERR_OUT_OF_RANGE", "The \"options.eps\" argument must be a finite number >= 0", true);
-    if (!std::isfinite(offset)) fail(env, "ERR_OUT_OF_RANGE", "The \"options.offset\" argument must be a finite number", true);
-    if (!(partial > 0 && partial <= 1)) fail(env, "ERR_OUT_OF_RANGE", "The \"options.partial\" argument must be in (0, 1]", true);
-    if (offset != 0 && !w.present) fail(env, "ERR_INVALID_ARG_VALUE", "The \"options.offset\" argument requires a weight (weight is null)");
-    expect_same_type(env, x, w, "weight");
-    expect_same_type(env, x, b, "options.bias");
-    expect_same_type(env, x, y, "options.out");
-    expect_same_type(env, x, rs, "options.rstd");
-    if (x.length % dim != 0) {
-      fail(env, "ERR_OUT_OF_RANGE",
-           "The \"x\" argument must have a length that is a multiple of dim (" + std::to_string(dim) +
-               "), received length " + std::to_string(x.length),
-           true);
-    }
-    const size_t rows = x.length / dim;
-    expect_length(env, w, dim, "weight", "dim");
-    expect_length(env, b, dim, "options.bias", "dim");
-    expect_length(env, y, x.length, "options.out", "x.length");
-    expect_length(env, rs, rows, "options.rstd", "rows");
-    expect_disjoint(env, y, "options.out", x, "x", true);
-    expect_disjoint(env, y, "options.out", w, "weight", false);
-    expect_disjoint(env, y, "options.out", b, "options.bias", false);
-    expect_disjoint(env, rs, "options.rstd", x, "x", false);
-    expect_disjoint(env, rs, "options.rstd", y, "options.out", false);
-    expect_disjoint(env, rs, "options.rstd", w, "weight", false);
-    expect_disjoint(env, rs, "options.rstd", b, "options.bias", false);
-
-    const double kd = std::ceil(partial * static_cast<double>(dim));
-    const size_t k = kd < 1 ? 1 : (kd > static_cast<double>(dim) ? dim : static_cast<size_t>(kd));
-    if (x.type == napi_float32_array) {
-      Run(table_->rms_norm_f32, Args<float>(x, w, b, y, rs, rows, dim, k, eps, offset));
-    } else {
-      Run(table_->rms_norm_f64, Args<double>(x, w, b, y, rs, rows, dim, k, eps, offset));
-    }
-  }
-
-  template <typename T>
-  static NormArgs<T> Args(const ArrayArg& x, const ArrayArg& w, const ArrayArg& b, const ArrayArg& y,
-                          const ArrayArg& rs, size_t rows, size_t dim, size_t k, double eps, double offset) {
-    NormArgs<T> a;
-    a.x = static_cast<const T*>(x.data);
-    a.y = static_cast<T*>(y.data);
-    a.weight = w.present ? static_cast<const T*>(w.data) : nullptr;
-    a.bias = b.present ? static_cast<const T*>(b.data) : nullptr;
-    a.rstd = rs.present ? static_cast<T*>(rs.data) : nullptr;
-    a.rows = rows;
-    a.dim = dim;
-    a.k = k;
-    a.eps = eps;
-    a.offset = offset;
-    return a;
-  }
-
-  template <typename T>
-  static void Run(rmsnorm::RowKernel<T> kernel, const NormArgs<T>& a) {
-    if (a.rows > 0) kernel(a, 0, a.rows);
-  }
 };
 
 }  // namespace

@@ -130,10 +130,10 @@ double sum_squares_row<float>(const float* x, size_t n) {
   return sum_squares(x, n);  // a square left float32's range (or the row is zero, inf or NaN): exact path
 }
 
+// rstd for a row whose sum of squares over its first k values is ss (as sum_squares_row computes it).
 template <typename T>
-RowScale rms_row_scale(const T* x, size_t k, double eps) {
+RowScale rms_scale_from_sum(const T* x, size_t k, double eps, double ss) {
   const double kd = static_cast<double>(k);
-  double ss = sum_squares_row(x, k);
   if (ss >= kSafeSumMin && ss <= kDblMax) return {1.0 / __builtin_sqrt(ss / kd + eps), 0};
   if (ss != ss) return {ss, 0};  // NaN in the row: NaN out, as the reference does.
   // Every float32 square is a positive double: a zero sum means an all-zero row (padding is common; keep it fast).
@@ -156,6 +156,11 @@ RowScale rms_row_scale(const T* x, size_t k, double eps) {
   return {1.0 / __builtin_sqrt(ss / kd + t), e};
 }
 
+template <typename T>
+RowScale rms_row_scale(const T* x, size_t k, double eps) {
+  return rms_scale_from_sum(x, k, eps, sum_squares_row(x, k));
+}
+
 // Is multiplying by rstd = r * 2^-e in the storage type exact-range for this row?
 template <typename T>
 bool fast_scale(const RowScale& s, double rstd);
@@ -168,14 +173,19 @@ bool fast_scale<double>(const RowScale& s, double rstd) {
   return s.e == 0 && rstd >= kDblMin && rstd <= kDblMax;
 }
 
-// y = (x * rstd) * (offset + w) + b over one row, vectorized; kWeight/kBias select the terms at compile time.
-template <typename T, bool kWeight, bool kBias>
-void scale_row(const T* x, T* y, const T* w, const T* b, T rstd, T offset, size_t n) {
+// The output pass of one row, vectorized: y = ((x - center) * rstd) * (offset + w) + b. kCenter (LayerNorm)
+// subtracts the mean given as hi + lo in the storage type, so a float32 row whose |mean| dwarfs its spread
+// loses nothing to the rounding of the mean; kWeight/kBias select the affine terms at compile time.
+template <typename T, bool kCenter, bool kWeight, bool kBias>
+void scale_row(const T* x, T* y, const T* w, const T* b, T center_hi, T center_lo, T rstd, T offset, size_t n) {
   using V = Vec<T>;
   constexpr size_t N = V::N;
   const auto vr = V::set1(rstd);
   const auto vo = V::set1(offset);
+  const auto vch = V::set1(center_hi);
+  const auto vcl = V::set1(center_lo);
   auto one = [&](typename V::R xv, size_t i, bool full, size_t m) {
+    if (kCenter) xv = V::sub(V::sub(xv, vch), vcl);
     auto v = V::mul(xv, vr);
     if (kWeight) {
       const auto wv = V::add(full ? V::load(w + i) : V::loadn(w + i, m), vo);
@@ -200,41 +210,399 @@ void scale_row(const T* x, T* y, const T* w, const T* b, T rstd, T offset, size_
   if (i < n) V::storen(y + i, one(V::loadn(x + i, n - i), i, false, n - i), n - i);
 }
 
-// The same row in double, one element at a time, for rows whose rstd is outside the storage type's normal range.
+// The same row in double, one element at a time, for rows whose rstd is outside the storage type's normal
+// range or that were rescaled: y = ((x - center) * 2^-e) * r * (offset + w) + b.
 template <typename T, bool kWeight, bool kBias>
-void scale_row_exact(const T* x, T* y, const T* w, const T* b, const RowScale& s, double offset, size_t n) {
+void scale_row_exact(const T* x, T* y, const T* w, const T* b, double center, const RowScale& s, double offset,
+                     size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    double v = scale2(static_cast<double>(x[i]), -s.e) * s.r;
+    double v = scale2(static_cast<double>(x[i]) - center, -s.e) * s.r;
     if (kWeight) v *= offset + static_cast<double>(w[i]);
     if (kBias) v += static_cast<double>(b[i]);
     y[i] = static_cast<T>(v);
   }
 }
 
+// Writes one normalized row given its statistics, by the vector path when rstd is a normal number of the
+// storage type, else by the exact path.
+template <typename T, bool kCenter, bool kWeight, bool kBias>
+void write_row(const NormArgs<T>& a, const T* x, T* y, double center, const RowScale& s, double rstd) {
+  if (fast_scale<T>(s, rstd)) {
+    const T hi = static_cast<T>(center);
+    const T lo = static_cast<T>(center - static_cast<double>(hi));
+    scale_row<T, kCenter, kWeight, kBias>(x, y, a.weight, a.bias, hi, lo, static_cast<T>(rstd), static_cast<T>(a.offset),
+                                          a.dim);
+  } else {
+    scale_row_exact<T, kWeight, kBias>(x, y, a.weight, a.bias, center, s, a.offset, a.dim);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RMSNorm forward
+
 template <typename T, bool kWeight, bool kBias>
 void rms_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
     const T* x = a.x + r * a.dim;
-    T* y = a.y + r * a.dim;
     const RowScale s = rms_row_scale(x, a.k, a.eps);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
     if (a.rstd) a.rstd[r] = static_cast<T>(rstd);
-    if (fast_scale<T>(s, rstd)) {
-      scale_row<T, kWeight, kBias>(x, y, a.weight, a.bias, static_cast<T>(rstd), static_cast<T>(a.offset), a.dim);
-    } else {
-      scale_row_exact<T, kWeight, kBias>(x, y, a.weight, a.bias, s, a.offset, a.dim);
+    write_row<T, false, kWeight, kBias>(a, x, a.y + r * a.dim, 0.0, s, rstd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fused residual add + RMSNorm: residual += x (rounded to T), then y = rmsNorm(residual). The first pass adds,
+// stores the new residual and sums its squares; the second scales the row, which is still in cache.
+
+// residual[i] += x[i] over one row, returning the sum of squares of the new values like sum_squares_row.
+template <typename T>
+double add_rows_sum_squares(const T* x, T* res, size_t n) {
+  using V = Vec<T>;
+  constexpr size_t N = V::N;
+  size_t i = 0;
+  for (; i + N <= n; i += N) V::store(res + i, V::add(V::load(res + i), V::load(x + i)));
+  if (i < n) V::storen(res + i, V::add(V::loadn(res + i, n - i), V::loadn(x + i, n - i)), n - i);
+  return sum_squares_row(static_cast<const T*>(res), n);
+}
+
+template <>
+double add_rows_sum_squares<float>(const float* x, float* res, size_t n) {
+  // The same blocked float32 accumulation as sum_squares_blocked, fused with the add.
+  using F = Vec<float>;
+  using D = Vec<double>;
+  constexpr size_t N = F::N, kBlock = 8 * 2 * N;
+  typename D::R total = D::zero();
+  size_t i = 0;
+  while (i < n) {
+    const size_t end = n - i > kBlock ? i + kBlock : n;
+    typename F::R a0 = F::zero(), a1 = F::zero();
+    for (; i + 2 * N <= end; i += 2 * N) {
+      const auto v0 = F::add(F::load(res + i), F::load(x + i));
+      const auto v1 = F::add(F::load(res + i + N), F::load(x + i + N));
+      F::store(res + i, v0);
+      F::store(res + i + N, v1);
+      a0 = F::fma(v0, v0, a0);
+      a1 = F::fma(v1, v1, a1);
     }
+    for (; i + N <= end; i += N) {
+      const auto v = F::add(F::load(res + i), F::load(x + i));
+      F::store(res + i, v);
+      a0 = F::fma(v, v, a0);
+    }
+    if (i < end) {
+      const size_t m = end - i;
+      const auto v = F::add(F::loadn(res + i, m), F::loadn(x + i, m));
+      F::storen(res + i, v, m);
+      a1 = F::fma(v, v, a1);
+      i = end;
+    }
+    alignas(64) float lanes[2 * N];
+    F::store(lanes, a0);
+    F::store(lanes + N, a1);
+    for (size_t j = 0; j < 2 * N; j += D::N) total = D::add(total, D::load(lanes + j));
+  }
+  const double ss = D::sum(total);
+  if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
+  return sum_squares(static_cast<const float*>(res), n);
+}
+
+template <typename T, bool kWeight, bool kBias>
+void add_rms_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; ++r) {
+    T* res = a.residual + r * a.dim;
+    const double full = add_rows_sum_squares(a.x + r * a.dim, res, a.dim);
+    // With partial < 1 the statistic covers only the first k values: sum those again (rare; cached).
+    const double ss = a.k == a.dim ? full : sum_squares_row(static_cast<const T*>(res), a.k);
+    const RowScale s = rms_scale_from_sum(static_cast<const T*>(res), a.k, a.eps, ss);
+    const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
+    if (a.rstd) a.rstd[r] = static_cast<T>(rstd);
+    write_row<T, false, kWeight, kBias>(a, res, a.y + r * a.dim, 0.0, s, rstd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// LayerNorm forward: mean, then the corrected two-pass variance (Chan, Golub & LeVeque):
+//   var = (sum (x - mean)^2 - (sum (x - mean))^2 / n) / n,
+// all in double. It stays accurate when |mean| is many orders above the spread, where E[x^2] - E[x]^2 would
+// cancel to noise. float64 rows whose sums leave double's range are rescaled by a power of two first.
+
+struct RowMoments {
+  double mean;
+  RowScale s;  // rstd = s.r * 2^-s.e, and outputs use (x - mean) * 2^-s.e * s.r
+};
+
+template <typename T>
+double row_sum(const T* x, size_t n) {
+  using D = Vec<double>;
+  constexpr size_t N = D::N;
+  typename D::R a0 = D::zero(), a1 = D::zero(), a2 = D::zero(), a3 = D::zero();
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = D::add(a0, D::load(x + i));
+    a1 = D::add(a1, D::load(x + i + N));
+    a2 = D::add(a2, D::load(x + i + 2 * N));
+    a3 = D::add(a3, D::load(x + i + 3 * N));
+  }
+  for (; i + N <= n; i += N) a0 = D::add(a0, D::load(x + i));
+  if (i < n) a1 = D::add(a1, D::loadn(x + i, n - i));
+  return D::sum(D::add(D::add(a0, a1), D::add(a2, a3)));
+}
+
+// sum (x - c)^2 and sum (x - c) over a row, in double.
+template <typename T>
+void centered_sums(const T* x, size_t n, double c, double* sq, double* lin) {
+  using D = Vec<double>;
+  constexpr size_t N = D::N;
+  const auto vc = D::set1(c);
+  typename D::R s0 = D::zero(), s1 = D::zero(), l0 = D::zero(), l1 = D::zero();
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const auto d0 = D::sub(D::load(x + i), vc), d1 = D::sub(D::load(x + i + N), vc);
+    s0 = D::fma(d0, d0, s0);
+    s1 = D::fma(d1, d1, s1);
+    l0 = D::add(l0, d0);
+    l1 = D::add(l1, d1);
+  }
+  for (; i + N <= n; i += N) {
+    const auto d = D::sub(D::load(x + i), vc);
+    s0 = D::fma(d, d, s0);
+    l0 = D::add(l0, d);
+  }
+  if (i < n) {
+    const size_t m = n - i;
+    // Lanes past m load as 0; subtracting c there would add c^2 terms, so mask them back to zero.
+    double t[N];
+    D::store(t, D::sub(D::loadn(x + i, m), vc));
+    for (size_t j = m; j < N; ++j) t[j] = 0.0;
+    const auto d = D::load(t);
+    s1 = D::fma(d, d, s1);
+    l1 = D::add(l1, d);
+  }
+  *sq = D::sum(D::add(s0, s1));
+  *lin = D::sum(D::add(l0, l1));
+}
+
+template <typename T>
+RowMoments ln_row_moments(const T* x, size_t n, double eps) {
+  const double nd = static_cast<double>(n);
+  const double mean = row_sum(x, n) / nd;
+  double sq, lin;
+  centered_sums(x, n, mean, &sq, &lin);
+  // For float32 data a zero sq means a constant row (the smallest nonzero deviation squared is 2^-298); for
+  // float64 it may be deviations whose squares underflowed, which the rescaled path below tells apart.
+  const bool in_range = mean - mean == 0.0 && sq <= kDblMax && (sq >= kSafeSumMin || (sq == 0.0 && sizeof(T) == 4));
+  if (in_range || sq != sq) {
+    // A constant row: var 0, rstd 1/sqrt(eps) (inf for eps 0, then 0 * inf = NaN, as PyTorch).
+    const double var = (sq - lin * lin / nd) / nd;
+    return {mean, {1.0 / __builtin_sqrt((var > 0.0 ? var : 0.0) + eps), 0}};
+  }
+  // float64 only: a sum overflowed or the deviations' squares underflowed. Scale by the largest magnitude.
+  double m = 0.0;
+  for (size_t i = 0; i < n; ++i) m = max_mag(m, __builtin_fabs(static_cast<double>(x[i])));
+  if (m > kDblMax || m == 0.0) return {mean, {1.0 / __builtin_sqrt(eps), 0}};  // inf/NaN data: NaN out
+  const int e = __builtin_ilogb(m);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += scale2(static_cast<double>(x[i]), -e);
+  const double mean_s = sum / nd;
+  double sq_s = 0.0, lin_s = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = scale2(static_cast<double>(x[i]), -e) - mean_s;
+    sq_s += d * d;
+    lin_s += d;
+  }
+  const double var_s = (sq_s - lin_s * lin_s / nd) / nd;
+  const double t = scale2(eps, -2 * e);
+  const double mean_out = scale2(mean_s, e);
+  if (t > kDblMax) return {mean_out, {1.0 / __builtin_sqrt(eps), 0}};
+  return {mean_out, {1.0 / __builtin_sqrt((var_s > 0.0 ? var_s : 0.0) + t), e}};
+}
+
+template <typename T, bool kWeight, bool kBias>
+void layer_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; ++r) {
+    const T* x = a.x + r * a.dim;
+    const RowMoments mo = ln_row_moments(x, a.dim, a.eps);
+    const double rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
+    if (a.rstd) a.rstd[r] = static_cast<T>(rstd);
+    if (a.mean) a.mean[r] = static_cast<T>(mo.mean);
+    write_row<T, true, kWeight, kBias>(a, x, a.y + r * a.dim, mo.mean, mo.s, rstd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backward passes, in double throughout (float32 data is widened on load and narrowed on store).
+//
+// RMSNorm, with g = dy * (offset + w) and rstd over the first k values:
+//   dx[j] = rstd * g[j] - [j < k] * x[j] * rstd^3 / k * sum_i g[i] x[i]
+//   dweight[j] += dy[j] * x[j] * rstd,  dbias[j] += dy[j]
+// LayerNorm, with xhat = (x - mean) * rstd and g = dy * w:
+//   dx[j] = rstd * (g[j] - mean(g) - xhat[j] * mean(g * xhat))
+//   dweight[j] += dy[j] * xhat[j],  dbias[j] += dy[j]
+
+template <typename T>
+inline typename Vec<double>::R load_d(const T* p, size_t i, bool full, size_t m) {
+  return full ? Vec<double>::load(p + i) : Vec<double>::loadn(p + i, m);
+}
+
+template <typename T>
+inline void store_d(T* p, size_t i, typename Vec<double>::R v, bool full, size_t m) {
+  if (full) {
+    Vec<double>::store(p + i, v);
+  } else {
+    Vec<double>::storen(p + i, v, m);
+  }
+}
+
+// Runs body(i, full, m) over [0, n) in steps of Vec<double>::N, the last step partial.
+template <typename Body>
+inline void for_each_lane_block(size_t n, Body body) {
+  constexpr size_t N = Vec<double>::N;
+  size_t i = 0;
+  for (; i + N <= n; i += N) body(i, true, N);
+  if (i < n) body(i, false, n - i);
+}
+
+// The effective weight (offset + w) as doubles, or 1 without a weight.
+template <typename T>
+inline typename Vec<double>::R weight_d(const T* w, double offset, size_t i, bool full, size_t m) {
+  using D = Vec<double>;
+  return w ? D::add(load_d(w, i, full, m), D::set1(offset)) : D::set1(1.0);
+}
+
+// dweight/dbias accumulation: dw[j] += dy[j] * u[j] with u = x * rstd (RMS) or xhat (LayerNorm); db[j] += dy[j].
+inline void accumulate_grads(double* dw, double* db, size_t i, bool full, size_t m, typename Vec<double>::R dyv,
+                             typename Vec<double>::R u) {
+  using D = Vec<double>;
+  if (dw) store_d(dw, i, D::fma(dyv, u, load_d(dw, i, full, m)), full, m);
+  if (db) store_d(db, i, D::add(load_d(db, i, full, m), dyv), full, m);
+}
+
+template <typename T>
+void rms_norm_backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
+  using D = Vec<double>;
+  const size_t n = a.dim, k = a.k;
+  for (size_t r = r0; r < r1; ++r) {
+    const T* x = a.x + r * n;
+    const T* dy = a.dy + r * n;
+    T* dx = a.dx + r * n;
+    double rstd;
+    if (a.rstd) {
+      rstd = static_cast<double>(a.rstd[r]);
+    } else {
+      const RowScale s = rms_row_scale(x, k, a.eps);
+      rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
+    }
+    // dot = sum_i g[i] x[i] over the whole row (every output depends on rstd).
+    typename D::R acc = D::zero();
+    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
+      const auto g = D::mul(load_d(dy, i, full, m), weight_d(a.weight, a.offset, i, full, m));
+      acc = D::fma(g, load_d(x, i, full, m), acc);
+    });
+    const double c = rstd * rstd * rstd * D::sum(acc) / static_cast<double>(k);
+    const auto vr = D::set1(rstd), vc = D::set1(c);
+    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
+      const auto dyv = load_d(dy, i, full, m);
+      const auto xv = load_d(x, i, full, m);
+      accumulate_grads(dw, db, i, full, m, dyv, D::mul(xv, vr));
+      const auto g = D::mul(dyv, weight_d(a.weight, a.offset, i, full, m));
+      auto d = D::mul(g, vr);
+      if (i + (full ? D::N : m) <= k) {
+        d = D::sub(d, D::mul(vc, xv));
+      } else if (i < k) {
+        // The block straddles k (or lies past it): only lanes before k carry the statistic's term.
+        double t[D::N], xs[D::N];
+        D::store(t, d);
+        D::store(xs, xv);
+        for (size_t j = 0; j < D::N && i + j < k; ++j) t[j] -= c * xs[j];
+        d = D::load(t);
+      }
+      store_d(dx, i, d, full, m);
+    });
   }
 }
 
 template <typename T>
-void rms_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
-  if (a.weight) {
-    if (a.bias) return rms_norm_rows_impl<T, true, true>(a, r0, r1);
-    return rms_norm_rows_impl<T, true, false>(a, r0, r1);
+void layer_norm_backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
+  using D = Vec<double>;
+  const size_t n = a.dim;
+  const double nd = static_cast<double>(n);
+  for (size_t r = r0; r < r1; ++r) {
+    const T* x = a.x + r * n;
+    const T* dy = a.dy + r * n;
+    T* dx = a.dx + r * n;
+    double mean, rstd;
+    if (a.rstd && a.mean) {
+      mean = static_cast<double>(a.mean[r]);
+      rstd = static_cast<double>(a.rstd[r]);
+    } else {
+      const RowMoments mo = ln_row_moments(x, n, a.eps);
+      mean = mo.mean;
+      rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
+    }
+    const auto vm = D::set1(mean), vr = D::set1(rstd);
+    typename D::R sg = D::zero(), sgx = D::zero();
+    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
+      const auto g = D::mul(load_d(dy, i, full, m), weight_d(a.weight, 0.0, i, full, m));
+      const auto xhat = D::mul(D::sub(load_d(x, i, full, m), vm), vr);
+      // Lanes past m hold (0 - mean) * rstd; g is 0 there (dy loads as 0), so they add nothing.
+      sg = D::add(sg, g);
+      sgx = D::fma(g, xhat, sgx);
+    });
+    const auto va = D::set1(D::sum(sg) / nd), vb = D::set1(D::sum(sgx) / nd);
+    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
+      const auto dyv = load_d(dy, i, full, m);
+      const auto xhat = D::mul(D::sub(load_d(x, i, full, m), vm), vr);
+      accumulate_grads(dw, db, i, full, m, dyv, xhat);
+      const auto g = D::mul(dyv, weight_d(a.weight, 0.0, i, full, m));
+      store_d(dx, i, D::mul(vr, D::sub(D::sub(g, va), D::mul(xhat, vb))), full, m);
+    });
   }
-  if (a.bias) return rms_norm_rows_impl<T, false, true>(a, r0, r1);
-  return rms_norm_rows_impl<T, false, false>(a, r0, r1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dispatch on which affine terms are present, so the inner loops carry no branches.
+
+template <typename T, template <typename, bool, bool> class Impl>
+void dispatch_affine(const NormArgs<T>& a, size_t r0, size_t r1) {
+  if (a.weight) {
+    if (a.bias) return Impl<T, true, true>::run(a, r0, r1);
+    return Impl<T, true, false>::run(a, r0, r1);
+  }
+  if (a.bias) return Impl<T, false, true>::run(a, r0, r1);
+  return Impl<T, false, false>::run(a, r0, r1);
+}
+
+template <typename T, bool W, bool B>
+struct RmsNormImpl {
+  static void run(const NormArgs<T>& a, size_t r0, size_t r1) { rms_norm_rows_impl<T, W, B>(a, r0, r1); }
+};
+template <typename T, bool W, bool B>
+struct LayerNormImpl {
+  static void run(const NormArgs<T>& a, size_t r0, size_t r1) { layer_norm_rows_impl<T, W, B>(a, r0, r1); }
+};
+template <typename T, bool W, bool B>
+struct AddRmsNormImpl {
+  static void run(const NormArgs<T>& a, size_t r0, size_t r1) { add_rms_norm_rows_impl<T, W, B>(a, r0, r1); }
+};
+
+template <typename T>
+void rms_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
+  dispatch_affine<T, RmsNormImpl>(a, r0, r1);
+}
+template <typename T>
+void layer_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
+  dispatch_affine<T, LayerNormImpl>(a, r0, r1);
+}
+template <typename T>
+void add_rms_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
+  dispatch_affine<T, AddRmsNormImpl>(a, r0, r1);
+}
+
+template <typename T>
+constexpr rmsnorm::OpTable<T> op_table() {
+  return {&rms_norm_rows<T>, &layer_norm_rows<T>, &add_rms_norm_rows<T>, &rms_norm_backward_rows<T>,
+          &layer_norm_backward_rows<T>};
 }
 
 }  // namespace
@@ -255,10 +623,6 @@ namespace rmsnorm {
 #define RMSNORM_ISA_NAME "scalar"
 #endif
 
-extern const KernelTable RMSNORM_TABLE = {
-    RMSNORM_ISA_NAME,
-    &rms_norm_rows<float>,
-    &rms_norm_rows<double>,
-};
+extern const KernelTable RMSNORM_TABLE = {RMSNORM_ISA_NAME, op_table<float>(), op_table<double>()};
 
 }  // namespace rmsnorm

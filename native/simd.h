@@ -10,8 +10,9 @@
 //   loadn(p, n), storen(p, v, n)   the first n < N lanes; lanes past n load as 0 and are never written
 //   add, sub, mul, fma(a, b, c) = a * b + c (fused where the target has FMA), sum(v) (horizontal add)
 //
-// Vec<double> also loads float data widened to double (load(const float*), loadn(const float*, n)), so one
-// templated accumulation loop serves float32 and float64 rows alike.
+// Vec<double> also loads float data widened to double (load(const float*), loadn(const float*, n)) and
+// stores narrowed to float (store(float*, v), storen), so one templated double-precision loop serves float32
+// and float64 rows alike.
 //
 // Everything lives in an anonymous namespace: each translation unit gets its own copy, so code compiled with
 // AVX-512 flags can never be merged by the linker into code that runs on a CPU without it.
@@ -68,6 +69,8 @@ struct Vec<double> {
   static R loadn(const float* p, size_t n) { return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask8(n), p)); }
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
   static void storen(double* p, R v, size_t n) { _mm512_mask_storeu_pd(p, mask8(n), v); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
+  static void storen(float* p, R v, size_t n) { _mm256_mask_storeu_ps(p, mask8(n), _mm512_cvtpd_ps(v)); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
   static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
@@ -121,6 +124,10 @@ struct Vec<double> {
   }
   static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   static void storen(double* p, R v, size_t n) { _mm256_maskstore_pd(p, mask_epi64(n), v); }
+  static void store(float* p, R v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+  static void storen(float* p, R v, size_t n) {
+    _mm_maskstore_ps(p, _mm256_castsi256_si128(mask_epi32(n)), _mm256_cvtpd_ps(v));
+  }
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
   static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
@@ -183,6 +190,12 @@ struct Vec<double> {
     vst1q_f64(t, v);
     std::memcpy(p, t, n * sizeof(double));
   }
+  static void store(float* p, R v) { vst1_f32(p, vcvt_f32_f64(v)); }
+  static void storen(float* p, R v, size_t n) {
+    float t[N];
+    vst1_f32(t, vcvt_f32_f64(v));
+    std::memcpy(p, t, n * sizeof(float));
+  }
   static R add(R a, R b) { return vaddq_f64(a, b); }
   static R sub(R a, R b) { return vsubq_f64(a, b); }
   static R mul(R a, R b) { return vmulq_f64(a, b); }
@@ -221,6 +234,12 @@ struct Vec<double> : ScalarVec<double> {
   using ScalarVec<double>::loadn;
   static R load(const float* p) { return static_cast<double>(*p); }
   static R loadn(const float* p, size_t n) { return n ? static_cast<double>(*p) : 0.0; }
+  using ScalarVec<double>::store;
+  using ScalarVec<double>::storen;
+  static void store(float* p, R v) { *p = static_cast<float>(v); }
+  static void storen(float* p, R v, size_t n) {
+    if (n) *p = static_cast<float>(v);
+  }
 };
 
 #endif

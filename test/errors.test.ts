@@ -2,7 +2,7 @@
 // argument, and no output written. Runs on every backend (the native one re-checks in C++ and does the
 // overlap checks itself, with the same messages).
 import { describe, expect, it } from 'vitest';
-import { rmsNorm } from '../dist/index.js';
+import { addRmsNorm, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, RMSNorm, LayerNorm } from '../dist/index.js';
 
 type Case = {
   name: string;
@@ -68,7 +68,8 @@ function overlapCases(): Case[] {
     mk('out overlaps weight', () => rmsNorm(xs, buf.subarray(20, 28), { out: buf.subarray(16, 32) }), /^The "options.out" argument must not overlap "weight"$/),
     mk('out overlaps bias', () => rmsNorm(xs, null, { dim, bias: buf.subarray(20, 28), out: buf.subarray(16, 32) }), /"options.out".*must not overlap "options.bias"/),
     mk('rstd overlaps x', () => rmsNorm(xs, null, { dim, out: buf.subarray(32, 48), rstd: buf.subarray(15, 17) }), /^The "options.rstd" argument must not overlap "x"$/),
-    mk('rstd overlaps out', () => rmsNorm(xs, null, { dim, out: buf.subarray(32, 48), rstd: buf.subarray(47, 49) }), /"options.rstd".*must not overlap "options.out"/),
+    // Outputs are checked in argument order: out comes before rstd.
+    mk('rstd overlaps out', () => rmsNorm(xs, null, { dim, out: buf.subarray(32, 48), rstd: buf.subarray(47, 49) }), /^The "options.out" argument must not overlap "options.rstd"$/),
     mk('rstd overlaps weight', () => rmsNorm(xs, buf.subarray(50, 58), { out: buf.subarray(32, 48), rstd: buf.subarray(57, 59) }), /"options.rstd".*must not overlap "weight"/),
     mk('rstd is the same view as x', () => rmsNorm(buf.subarray(0, 2), null, { dim: 1, out: buf.subarray(2, 4), rstd: buf.subarray(0, 2) }), /"options.rstd".*must not overlap "x"/),
   ];
@@ -158,5 +159,59 @@ describe('bad input throws a coded error and writes nothing', () => {
     const shared = new Float32Array(new SharedArrayBuffer(x.byteLength));
     shared.set(x);
     expect(Array.from(rmsNorm(shared, w))).toEqual(Array.from(rmsNorm(x, w)));
+  });
+});
+
+describe('the other ops check their arguments the same way', () => {
+  const x64 = new Float64Array(16);
+  const cases: [string, () => unknown, typeof TypeError | typeof RangeError, string, RegExp][] = [
+    ['layerNorm: bias of another type', () => layerNorm(x, w, new Float64Array(8) as never), TypeError, 'ERR_INVALID_ARG_TYPE', /^The "bias" argument must be a Float32Array \(the element type of "x"\) or null/],
+    ['layerNorm: bias of the wrong length', () => layerNorm(x, w, new Float32Array(4)), RangeError, 'ERR_OUT_OF_RANGE', /^The "bias" argument must have length 8 \(dim\), received length 4$/],
+    ['layerNorm: mean of the wrong length', () => layerNorm(x, w, null, { mean: new Float32Array(3) }), RangeError, 'ERR_OUT_OF_RANGE', /"options.mean".*length 2 \(rows\)/],
+    ['layerNorm: mean overlapping out', () => { const b = new Float32Array(40); return layerNorm(x, w, null, { out: b.subarray(0, 16), mean: b.subarray(15, 17) }); }, TypeError, 'ERR_INVALID_ARG_VALUE', /^The "options.out" argument must not overlap "options.mean"$/],
+    ['layerNorm: options not an object', () => layerNorm(x, w, null, 1 as never), TypeError, 'ERR_INVALID_ARG_TYPE', /"options"/],
+    ['addRmsNorm: residual missing', () => addRmsNorm(x, null as never, w), TypeError, 'ERR_INVALID_ARG_TYPE', /^The "residual" argument must be a Float32Array, received null$/],
+    ['addRmsNorm: residual of the wrong length', () => addRmsNorm(x, new Float32Array(8), w), RangeError, 'ERR_OUT_OF_RANGE', /^The "residual" argument must have length 16 \(x.length\), received length 8$/],
+    ['addRmsNorm: residual of another type', () => addRmsNorm(x, x64 as never, w), TypeError, 'ERR_INVALID_ARG_TYPE', /"residual".*Float32Array/],
+    ['addRmsNorm: partial 2', () => addRmsNorm(x, new Float32Array(16), w, { partial: 2 }), RangeError, 'ERR_OUT_OF_RANGE', /"options.partial"/],
+    ['rmsNormBackward: x of another type', () => rmsNormBackward(x, x64 as never, w), TypeError, 'ERR_INVALID_ARG_TYPE', /^The "x" argument must be a Float32Array \(the element type of "x"\)/],
+    ['rmsNormBackward: dy not a multiple of dim', () => rmsNormBackward(new Float32Array(12), new Float32Array(12), w), RangeError, 'ERR_OUT_OF_RANGE', /^The "dy" argument must have a length that is a multiple of dim \(8\), received length 12$/],
+    ['rmsNormBackward: x of the wrong length', () => rmsNormBackward(x, new Float32Array(8), w), RangeError, 'ERR_OUT_OF_RANGE', /^The "x" argument must have length 16 \(dy.length\), received length 8$/],
+    ['rmsNormBackward: rstd of the wrong length', () => rmsNormBackward(x, x, w, { rstd: new Float32Array(1) }), RangeError, 'ERR_OUT_OF_RANGE', /"options.rstd".*length 2 \(rows\)/],
+    ['rmsNormBackward: dweight of the wrong length', () => rmsNormBackward(x, x, w, { dweight: new Float32Array(9) }), RangeError, 'ERR_OUT_OF_RANGE', /"options.dweight".*length 8 \(dim\), received length 9/],
+    ['rmsNormBackward: accumulate not a boolean', () => rmsNormBackward(x, x, w, { accumulate: 1 as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /^The "options.accumulate" argument must be of type boolean, received type number \(1\)$/],
+    ['rmsNormBackward: dx overlapping x', () => { const b = new Float32Array(32); return rmsNormBackward(x, b.subarray(0, 16), w, { dx: b.subarray(8, 24) }); }, TypeError, 'ERR_INVALID_ARG_VALUE', /^The "options.dx" argument must not overlap "x"$/],
+    ['rmsNormBackward: dx shifted over dy', () => { const b = new Float32Array(32); return rmsNormBackward(b.subarray(0, 16), x, w, { dx: b.subarray(1, 17) }); }, TypeError, 'ERR_INVALID_ARG_VALUE', /^The "options.dx" argument must not overlap "dy" unless it is exactly the same view \(in place\)$/],
+    ['rmsNormBackward: dweight overlapping dbias', () => { const b = new Float32Array(32); return rmsNormBackward(x, x, w, { dweight: b.subarray(0, 8), dbias: b.subarray(4, 12) }); }, TypeError, 'ERR_INVALID_ARG_VALUE', /^The "options.dweight" argument must not overlap "options.dbias"$/],
+    ['rmsNormBackward: offset without weight', () => rmsNormBackward(x, x, null, { dim: 8, offset: 1 }), TypeError, 'ERR_INVALID_ARG_VALUE', /"options.offset" argument requires a weight/],
+    ['layerNormBackward: mean of another type', () => layerNormBackward(x, x, w, { mean: new Float64Array(2) as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.mean"/],
+    ['layerNormBackward: eps negative', () => layerNormBackward(x, x, w, { eps: -1 }), RangeError, 'ERR_OUT_OF_RANGE', /"options.eps"/],
+    ['layerNormBackward: dbias overlapping weight', () => { const b = new Float32Array(32); return layerNormBackward(x, x, b.subarray(0, 8), { dbias: b.subarray(7, 15) }); }, TypeError, 'ERR_INVALID_ARG_VALUE', /^The "options.dbias" argument must not overlap "weight"$/],
+    ['RMSNorm: dim 0', () => new RMSNorm(0), RangeError, 'ERR_OUT_OF_RANGE', /^The "dim" argument must be a positive integer/],
+    ['RMSNorm: offset without affine', () => new RMSNorm(8, { affine: false, offset: 1 }), TypeError, 'ERR_INVALID_ARG_VALUE', /"options.offset"/],
+    ['RMSNorm: dtype unknown', () => new RMSNorm(8, { dtype: 'float16' as never }), TypeError, 'ERR_INVALID_ARG_VALUE', /"options.dtype"/],
+    ['RMSNorm: input of the wrong dtype', () => new RMSNorm(8).forward(x64 as never), TypeError, 'ERR_INVALID_ARG_TYPE', /^The "x" argument must be a Float32Array \(the module's dtype\)/],
+    ['RMSNorm: backward before forward', () => new RMSNorm(8).backward(x), TypeError, 'ERR_INVALID_ARG_VALUE', /call forward\(x\) before backward\(dy\)/],
+    ['LayerNorm: dy of another length', () => { const m = new LayerNorm(8); m.forward(x); return m.backward(new Float32Array(8)); }, RangeError, 'ERR_OUT_OF_RANGE', /"dy".*length 16/],
+  ];
+  it.each(cases)('%s', (_, call, type, code, message) => {
+    let error: unknown;
+    try {
+      call();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(type);
+    expect((error as { code?: string }).code).toBe(code);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it('a failed backward call leaves dx, dweight and dbias untouched', () => {
+    const dx = new Float32Array(16).fill(5);
+    const dweight = new Float32Array(8).fill(5);
+    const dbias = new Float32Array(8).fill(5);
+    expect(() => rmsNormBackward(x, x, w, { dx, dweight, dbias, rstd: new Float32Array(3) })).toThrow(RangeError);
+    expect(() => layerNormBackward(x, x, w, { dx, dweight, dbias, accumulate: 'yes' as never })).toThrow(TypeError);
+    for (const a of [dx, dweight, dbias]) expect(Array.from(a).every((v) => v === 5)).toBe(true);
   });
 });

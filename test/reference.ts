@@ -126,3 +126,150 @@ export function randomArray<T extends FloatArray>(ctor: { new (n: number): T }, 
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * r();
   return a;
 }
+
+export interface RefLayerNorm {
+  y: Float64Array;
+  mean: Float64Array;
+  rstd: Float64Array;
+}
+
+/** LayerNorm in float64: compensated two-pass moments of the row scaled by its largest magnitude. */
+export function referenceLayerNorm(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number> | null,
+  bias: ArrayLike<number> | null,
+  o: { dim: number; eps?: number },
+): RefLayerNorm {
+  const { dim } = o;
+  const eps = o.eps ?? 1e-5;
+  const rows = x.length / dim;
+  const y = new Float64Array(x.length);
+  const mean = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from({ length: dim }, (_, i) => x[r * dim + i]!);
+    let m = 0;
+    for (const v of row) m = Math.max(m, Math.abs(v));
+    const s = m > 0 && Number.isFinite(m) ? m : 1;
+    const scaled = row.map((v) => v / s);
+    const mu = accurateSum(scaled) / dim;
+    const dev = scaled.map((v) => v - mu);
+    const variance = accurateSum(dev.map((d) => d * d)) / dim;
+    const t = eps === 0 ? 0 : eps / (s * s);
+    let q: number;
+    let unit: (i: number) => number;
+    if (!Number.isFinite(t)) {
+      q = 1 / Math.sqrt(eps);
+      rstd[r] = q;
+      unit = (i) => (row[i]! - mu * s) * q;
+    } else {
+      q = 1 / Math.sqrt(variance + t);
+      rstd[r] = q / s;
+      unit = (i) => dev[i]! * q;
+    }
+    mean[r] = mu * s;
+    for (let i = 0; i < dim; i++) {
+      let v = unit(i);
+      if (weight) v *= weight[i]!;
+      if (bias) v += bias[i]!;
+      y[r * dim + i] = v;
+    }
+  }
+  return { y, mean, rstd };
+}
+
+export interface RefGrads {
+  dx: Float64Array;
+  dweight: Float64Array;
+  dbias: Float64Array;
+}
+
+/** The analytic RMSNorm gradients in float64 (see native/kernels.cc for the formulas). */
+export function referenceRmsNormBackward(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  weight: ArrayLike<number> | null,
+  o: { dim: number; eps?: number; offset?: number; partial?: number },
+): RefGrads {
+  const { dim } = o;
+  const offset = o.offset ?? 0;
+  const k = Math.min(dim, Math.max(1, Math.ceil((o.partial ?? 1) * dim)));
+  const { rstd } = referenceRmsNorm(x, null, { dim, eps: o.eps, partial: o.partial });
+  const dx = new Float64Array(x.length);
+  const dweight = new Float64Array(dim);
+  const dbias = new Float64Array(dim);
+  for (let r = 0; r < rstd.length; r++) {
+    const rs = rstd[r]!;
+    const g = (i: number) => dy[r * dim + i]! * (weight ? offset + weight[i]! : 1);
+    const dot = accurateSum(Array.from({ length: dim }, (_, i) => g(i) * x[r * dim + i]!));
+    for (let i = 0; i < dim; i++) {
+      const xi = x[r * dim + i]!;
+      dx[r * dim + i] = rs * g(i) - (i < k ? (xi * rs * rs * rs * dot) / k : 0);
+      dweight[i]! += dy[r * dim + i]! * xi * rs;
+      dbias[i]! += dy[r * dim + i]!;
+    }
+  }
+  return { dx, dweight, dbias };
+}
+
+/** The analytic LayerNorm gradients in float64. */
+export function referenceLayerNormBackward(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  weight: ArrayLike<number> | null,
+  o: { dim: number; eps?: number },
+): RefGrads {
+  const { dim } = o;
+  const { mean, rstd } = referenceLayerNorm(x, null, null, o);
+  const dx = new Float64Array(x.length);
+  const dweight = new Float64Array(dim);
+  const dbias = new Float64Array(dim);
+  for (let r = 0; r < rstd.length; r++) {
+    const rs = rstd[r]!;
+    const xhat = (i: number) => (x[r * dim + i]! - mean[r]!) * rs;
+    const g = (i: number) => dy[r * dim + i]! * (weight ? weight[i]! : 1);
+    const a = accurateSum(Array.from({ length: dim }, (_, i) => g(i))) / dim;
+    const b = accurateSum(Array.from({ length: dim }, (_, i) => g(i) * xhat(i))) / dim;
+    for (let i = 0; i < dim; i++) {
+      dx[r * dim + i] = rs * (g(i) - a - xhat(i) * b);
+      dweight[i]! += dy[r * dim + i]! * xhat(i);
+      dbias[i]! += dy[r * dim + i]!;
+    }
+  }
+  return { dx, dweight, dbias };
+}
+
+/**
+ * Central finite differences of L(p) = sum(dy * f(p)) with respect to each element of p (modified in place and
+ * restored), in float64: an independent check of the analytic gradients.
+ */
+export function finiteDifference(p: Float64Array, dy: ArrayLike<number>, f: () => ArrayLike<number>, h = 1e-6): Float64Array {
+  const grad = new Float64Array(p.length);
+  const loss = () => {
+    const y = f();
+    return accurateSum(Array.from({ length: y.length }, (_, i) => dy[i]! * y[i]!));
+  };
+  for (let i = 0; i < p.length; i++) {
+    const keep = p[i]!;
+    const step = h * Math.max(1, Math.abs(keep));
+    p[i] = keep + step;
+    const up = loss();
+    p[i] = keep - step;
+    const down = loss();
+    p[i] = keep;
+    grad[i] = (up - down) / (2 * step);
+  }
+  return grad;
+}
+
+/** Largest |got - want| relative to the largest |want| or to `atLeast` if larger (a norm-wise relative error). */
+export function maxRelError(got: ArrayLike<number>, want: ArrayLike<number>, atLeast = 0): number {
+  let scale = atLeast;
+  let err = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]!));
+    const d = Math.abs(got[i]! - want[i]!);
+    err = Math.max(err, Number.isNaN(d) ? Infinity : d);
+  }
+  return scale === 0 ? err : err / scale;
+}
