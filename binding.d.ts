@@ -20,7 +20,16 @@ export interface Kernels {
   layerNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, mean: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean): void;
 }
 
-export interface NativeBinding extends Kernels {
+/** The same entry points, run off the JavaScript thread: each resolves once its outputs are written. */
+export type AsyncKernels = {
+  [K in keyof Kernels as `${K}Async`]: (...args: Parameters<Kernels[K]>) => Promise<void>;
+};
+
+export interface NativeBinding extends Kernels, AsyncKernels {
+  /** Set the most threads a large call may use (1..1024). */
+  setThreads(n: number): void;
+  /** The current thread setting. */
+  threads(): number;
   /** Instruction sets this CPU and OS can run, best first, e.g. ['avx512', 'avx2', 'scalar']. */
   supportedIsas(): string[];
   /** Use the best kernels at or below `cap`; returns the ISA now in use. Throws for a name this architecture lacks. */

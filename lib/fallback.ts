@@ -1,7 +1,7 @@
 // The pure-TypeScript implementation: the same entry points and the same algorithms as the native kernels
 // (native/kernels.cc), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
-import type { FloatArray, Kernels } from '../binding';
+import type { AsyncKernels, FloatArray, Kernels } from '../binding';
 import { partialCount } from './validate';
 
 type Arr = FloatArray | null;
@@ -268,3 +268,28 @@ export const fallback: Kernels = {
     storeGrad(dbias, db, accumulate);
   },
 };
+
+/**
+ * The fallback's async forms: JavaScript has no other thread to run them on, so each runs on the event loop in
+ * a later macrotask (setImmediate) and resolves when done. Results are identical to the sync forms.
+ */
+export const fallbackAsync: AsyncKernels = {
+  rmsNormAsync: (...args) => later(() => fallback.rmsNorm(...args)),
+  layerNormAsync: (...args) => later(() => fallback.layerNorm(...args)),
+  addRmsNormAsync: (...args) => later(() => fallback.addRmsNorm(...args)),
+  rmsNormBackwardAsync: (...args) => later(() => fallback.rmsNormBackward(...args)),
+  layerNormBackwardAsync: (...args) => later(() => fallback.layerNormBackward(...args)),
+};
+
+function later(work: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        work();
+        resolve();
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}

@@ -1,7 +1,7 @@
 // The public API of rmsnorm. Each op checks its arguments completely (lib/validate.ts), then runs on the
 // native kernels when they loaded (lib/loader.ts) or on the pure-TypeScript fallback (lib/fallback.ts).
-import type { Kernels } from '../binding';
-import { fallback } from './fallback';
+import type { AsyncKernels, Kernels } from '../binding';
+import { fallback, fallbackAsync } from './fallback';
 import { load, type Isa } from './loader';
 import {
   checkArray,
@@ -16,6 +16,8 @@ import {
   checkOverlaps,
   checkPartial,
   checkRowsMultiple,
+  invalidType,
+  outOfRange,
   type FloatArray,
   type Kind,
 } from './validate';
@@ -107,16 +109,42 @@ export interface Backend {
 }
 
 const loaded = load();
-const kernels: Kernels = loaded.binding ?? fallback;
-const native = loaded.binding !== null;
+const binding = loaded.binding;
+const kernels: Kernels = binding ?? fallback;
+const asyncKernels: AsyncKernels = binding ?? fallbackAsync;
+const native = binding !== null;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const version = (require('../package.json') as { version: string }).version;
 
 /** Which implementation runs, and why the native one does not if it does not. */
 export function backend(): Backend {
-  const info: Backend = { native, isa: loaded.isa, threads: 1, version };
+  const info: Backend = { native, isa: loaded.isa, threads: binding ? binding.threads() : 1, version };
   if (loaded.loadError) info.loadError = loaded.loadError;
   return info;
+}
+
+/**
+ * The most threads one large call may use (default: the machine's available parallelism). Calls below about
+ * 256K elements always run on the calling thread. Results are bitwise the same for every setting. The
+ * fallback runs on one thread whatever the setting.
+ */
+export function setThreads(n: number): void {
+  if (typeof n !== 'number') throw invalidType('n', 'of type number', n);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw outOfRange('n', 'be an integer from 1 to 1024', String(n));
+  binding?.setThreads(n);
+}
+
+/**
+ * Runs a plan (validation plus the start of the work) so that a bad argument rejects the promise with the
+ * same error the sync form throws, and resolves with the plan's result once the work settles.
+ */
+function settle<R>(start: () => [Promise<void>, R]): Promise<R> {
+  try {
+    const [done, result] = start();
+    return done.then(() => result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 function allocLike(kind: Kind, length: number): FloatArray {
@@ -134,6 +162,21 @@ function allocLike(kind: Kind, length: number): FloatArray {
  */
 export function rmsNorm<T extends FloatArray>(x: T, weight: SameFloat<T> | null, options?: RmsNormOptions<SameFloat<T>>): SameFloat<T>;
 export function rmsNorm(x: FloatArray, weight: FloatArray | null, options?: RmsNormOptions): FloatArray {
+  const p = planRmsNorm(x, weight, options);
+  kernels.rmsNorm(p.x, p.w, p.bias, p.y, p.rstd, p.dim, p.eps, p.offset, p.partial);
+  return p.y;
+}
+
+/** rmsNorm off the JavaScript thread; resolves to the same array. Do not touch the arrays until it settles. */
+export function rmsNormAsync<T extends FloatArray>(x: T, weight: SameFloat<T> | null, options?: RmsNormOptions<SameFloat<T>>): Promise<SameFloat<T>>;
+export function rmsNormAsync(x: FloatArray, weight: FloatArray | null, options?: RmsNormOptions): Promise<FloatArray> {
+  return settle(() => {
+    const p = planRmsNorm(x, weight, options);
+    return [asyncKernels.rmsNormAsync(p.x, p.w, p.bias, p.y, p.rstd, p.dim, p.eps, p.offset, p.partial), p.y];
+  });
+}
+
+function planRmsNorm(x: FloatArray, weight: FloatArray | null, options: RmsNormOptions | undefined) {
   const kind = checkData('x', x);
   const o = checkOptions<RmsNormOptions>(options);
   const w = checkKind('weight', weight, kind, true);
@@ -155,9 +198,7 @@ export function rmsNorm(x: FloatArray, weight: FloatArray | null, options?: RmsN
       { name: 'options.rstd', a: rstd, output: true },
     ]);
   }
-  const y = out ?? allocLike(kind, x.length);
-  kernels.rmsNorm(x, w, bias, y, rstd, dim, eps, offset, partial);
-  return y;
+  return { x, w, bias, y: out ?? allocLike(kind, x.length), rstd, dim, eps, offset, partial };
 }
 
 /**
@@ -171,6 +212,26 @@ export function layerNorm<T extends FloatArray>(
   options?: LayerNormOptions<SameFloat<T>>,
 ): SameFloat<T>;
 export function layerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, options?: LayerNormOptions): FloatArray {
+  const p = planLayerNorm(x, weight, bias, options);
+  kernels.layerNorm(p.x, p.w, p.b, p.y, p.mean, p.rstd, p.dim, p.eps);
+  return p.y;
+}
+
+/** layerNorm off the JavaScript thread; resolves to the same array. */
+export function layerNormAsync<T extends FloatArray>(
+  x: T,
+  weight: SameFloat<T> | null,
+  bias: SameFloat<T> | null,
+  options?: LayerNormOptions<SameFloat<T>>,
+): Promise<SameFloat<T>>;
+export function layerNormAsync(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, options?: LayerNormOptions): Promise<FloatArray> {
+  return settle(() => {
+    const p = planLayerNorm(x, weight, bias, options);
+    return [asyncKernels.layerNormAsync(p.x, p.w, p.b, p.y, p.mean, p.rstd, p.dim, p.eps), p.y];
+  });
+}
+
+function planLayerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, options: LayerNormOptions | undefined) {
   const kind = checkData('x', x);
   const o = checkOptions<LayerNormOptions>(options);
   const w = checkKind('weight', weight, kind, true);
@@ -193,9 +254,7 @@ export function layerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatA
       { name: 'options.rstd', a: rstd, output: true },
     ]);
   }
-  const y = out ?? allocLike(kind, x.length);
-  kernels.layerNorm(x, w, b, y, mean, rstd, dim, eps);
-  return y;
+  return { x, w, b, y: out ?? allocLike(kind, x.length), mean, rstd, dim, eps };
 }
 
 /**
@@ -210,6 +269,26 @@ export function addRmsNorm<T extends FloatArray>(
   options?: RmsNormOptions<SameFloat<T>>,
 ): SameFloat<T>;
 export function addRmsNorm(x: FloatArray, residual: FloatArray, weight: FloatArray | null, options?: RmsNormOptions): FloatArray {
+  const p = planAddRmsNorm(x, residual, weight, options);
+  kernels.addRmsNorm(p.x, p.res, p.w, p.bias, p.y, p.rstd, p.dim, p.eps, p.offset, p.partial);
+  return p.y;
+}
+
+/** addRmsNorm off the JavaScript thread; resolves to the output array. */
+export function addRmsNormAsync<T extends FloatArray>(
+  x: T,
+  residual: SameFloat<T>,
+  weight: SameFloat<T> | null,
+  options?: RmsNormOptions<SameFloat<T>>,
+): Promise<SameFloat<T>>;
+export function addRmsNormAsync(x: FloatArray, residual: FloatArray, weight: FloatArray | null, options?: RmsNormOptions): Promise<FloatArray> {
+  return settle(() => {
+    const p = planAddRmsNorm(x, residual, weight, options);
+    return [asyncKernels.addRmsNormAsync(p.x, p.res, p.w, p.bias, p.y, p.rstd, p.dim, p.eps, p.offset, p.partial), p.y];
+  });
+}
+
+function planAddRmsNorm(x: FloatArray, residual: FloatArray, weight: FloatArray | null, options: RmsNormOptions | undefined) {
   const kind = checkData('x', x);
   const o = checkOptions<RmsNormOptions>(options);
   const res = checkKind('residual', residual, kind, false)!;
@@ -234,9 +313,7 @@ export function addRmsNorm(x: FloatArray, residual: FloatArray, weight: FloatArr
       { name: 'options.rstd', a: rstd, output: true },
     ]);
   }
-  const y = out ?? allocLike(kind, x.length);
-  kernels.addRmsNorm(x, res, w, bias, y, rstd, dim, eps, offset, partial);
-  return y;
+  return { x, res, w, bias, y: out ?? allocLike(kind, x.length), rstd, dim, eps, offset, partial };
 }
 
 /** Checks shared by both backward passes; returns what they have in common. */
@@ -273,6 +350,27 @@ export function rmsNormBackward<T extends FloatArray>(
   options?: RmsNormBackwardOptions<SameFloat<T>>,
 ): Gradients<SameFloat<T>>;
 export function rmsNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options?: RmsNormBackwardOptions): Gradients<FloatArray> {
+  const p = planRmsNormBackward(dy, x, weight, options);
+  kernels.rmsNormBackward(dy, p.xs, p.w, p.rstd, p.g.dx, p.g.dweight, p.g.dbias, p.dim, p.eps, p.offset, p.partial, p.accumulate);
+  return p.g;
+}
+
+/** rmsNormBackward off the JavaScript thread. */
+export function rmsNormBackwardAsync<T extends FloatArray>(
+  dy: T,
+  x: SameFloat<T>,
+  weight: SameFloat<T> | null,
+  options?: RmsNormBackwardOptions<SameFloat<T>>,
+): Promise<Gradients<SameFloat<T>>>;
+export function rmsNormBackwardAsync(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options?: RmsNormBackwardOptions): Promise<Gradients<FloatArray>> {
+  return settle(() => {
+    const p = planRmsNormBackward(dy, x, weight, options);
+    const done = asyncKernels.rmsNormBackwardAsync(dy, p.xs, p.w, p.rstd, p.g.dx, p.g.dweight, p.g.dbias, p.dim, p.eps, p.offset, p.partial, p.accumulate);
+    return [done, p.g];
+  });
+}
+
+function planRmsNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options: RmsNormBackwardOptions | undefined) {
   const o = checkOptions<RmsNormBackwardOptions>(options);
   const { kind, xs, w, dim, rows, eps } = checkBackwardCommon(dy, x, weight, o);
   const offset = checkOffset(o.offset, w);
@@ -290,11 +388,7 @@ export function rmsNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArra
       { name: 'options.dbias', a: g.dbias, output: true },
     ]);
   }
-  const dx = g.dx ?? allocLike(kind, dy.length);
-  const dweight = g.dweight ?? (w ? allocLike(kind, dim) : null);
-  const dbias = g.dbias ?? allocLike(kind, dim);
-  kernels.rmsNormBackward(dy, xs, w, rstd, dx, dweight, dbias, dim, eps, offset, partial, g.accumulate);
-  return { dx, dweight, dbias };
+  return { xs, w, rstd, dim, eps, offset, partial, accumulate: g.accumulate, g: allocGrads(g, kind, dy.length, dim, w) };
 }
 
 /**
@@ -308,6 +402,27 @@ export function layerNormBackward<T extends FloatArray>(
   options?: LayerNormBackwardOptions<SameFloat<T>>,
 ): Gradients<SameFloat<T>>;
 export function layerNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options?: LayerNormBackwardOptions): Gradients<FloatArray> {
+  const p = planLayerNormBackward(dy, x, weight, options);
+  kernels.layerNormBackward(dy, p.xs, p.w, p.mean, p.rstd, p.g.dx, p.g.dweight, p.g.dbias, p.dim, p.eps, p.accumulate);
+  return p.g;
+}
+
+/** layerNormBackward off the JavaScript thread. */
+export function layerNormBackwardAsync<T extends FloatArray>(
+  dy: T,
+  x: SameFloat<T>,
+  weight: SameFloat<T> | null,
+  options?: LayerNormBackwardOptions<SameFloat<T>>,
+): Promise<Gradients<SameFloat<T>>>;
+export function layerNormBackwardAsync(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options?: LayerNormBackwardOptions): Promise<Gradients<FloatArray>> {
+  return settle(() => {
+    const p = planLayerNormBackward(dy, x, weight, options);
+    const done = asyncKernels.layerNormBackwardAsync(dy, p.xs, p.w, p.mean, p.rstd, p.g.dx, p.g.dweight, p.g.dbias, p.dim, p.eps, p.accumulate);
+    return [done, p.g];
+  });
+}
+
+function planLayerNormBackward(dy: FloatArray, x: FloatArray, weight: FloatArray | null, options: LayerNormBackwardOptions | undefined) {
   const o = checkOptions<LayerNormBackwardOptions>(options);
   const { kind, xs, w, dim, rows, eps } = checkBackwardCommon(dy, x, weight, o);
   const mean = checkArray('options.mean', o.mean, kind, rows, 'rows', true);
@@ -325,9 +440,19 @@ export function layerNormBackward(dy: FloatArray, x: FloatArray, weight: FloatAr
       { name: 'options.dbias', a: g.dbias, output: true },
     ]);
   }
-  const dx = g.dx ?? allocLike(kind, dy.length);
-  const dweight = g.dweight ?? (w ? allocLike(kind, dim) : null);
-  const dbias = g.dbias ?? allocLike(kind, dim);
-  kernels.layerNormBackward(dy, xs, w, mean, rstd, dx, dweight, dbias, dim, eps, g.accumulate);
-  return { dx, dweight, dbias };
+  return { xs, w, mean, rstd, dim, eps, accumulate: g.accumulate, g: allocGrads(g, kind, dy.length, dim, w) };
+}
+
+function allocGrads(
+  g: { dx: FloatArray | null; dweight: FloatArray | null; dbias: FloatArray | null },
+  kind: Kind,
+  n: number,
+  dim: number,
+  w: FloatArray | null,
+): Gradients<FloatArray> {
+  return {
+    dx: g.dx ?? allocLike(kind, n),
+    dweight: g.dweight ?? (w ? allocLike(kind, dim) : null),
+    dbias: g.dbias ?? allocLike(kind, dim),
+  };
 }

@@ -5,6 +5,7 @@
 //   RMSNORM_ISA=scalar|avx2|avx512|neon   cap the kernels (for tests and benchmarks)
 // When the module cannot load and no backend was demanded, the pure-TypeScript fallback runs and a warning
 // with code RMSNORM_NATIVE_UNAVAILABLE is emitted once.
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativeBinding } from '../binding';
 
@@ -63,6 +64,7 @@ export function load(): Loaded {
     return { binding: null, isa: 'js', loadError: error as Error };
   }
 
+  binding.setThreads(Math.min(os.availableParallelism(), 1024));
   const cap = process.env.RMSNORM_ISA;
   if (cap) {
     try {

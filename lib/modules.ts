@@ -2,7 +2,17 @@
 // accumulates parameter gradients, zeroGrad. They hold their parameters in the dtype they were made with and
 // save what backward needs (the input and the forward statistics, not copies: do not modify the input
 // between forward and backward).
-import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, type FloatArray } from './index';
+import {
+  layerNorm,
+  layerNormAsync,
+  layerNormBackward,
+  layerNormBackwardAsync,
+  rmsNorm,
+  rmsNormAsync,
+  rmsNormBackward,
+  rmsNormBackwardAsync,
+  type FloatArray,
+} from './index';
 import { checkOffset, checkOptions, checkPartial, checkEps, invalidType, invalidValue, kindOf, outOfRange } from './validate';
 
 export type DType = 'float32' | 'float64';
@@ -121,9 +131,17 @@ export class RMSNorm extends NormModule {
   /** y = rmsNorm(x) with this module's parameters; saves x and rstd for backward. */
   forward<T extends FloatArray>(x: T): T;
   forward(x: FloatArray): FloatArray {
-    const xs = checkInput('x', x, this.dtype, this.dim);
-    const rstd = alloc(this.dtype, xs.length / this.dim);
-    const y = rmsNorm(xs, this.weight, { dim: this.dim, eps: this.eps, bias: this.bias, offset: this.offset, partial: this.partial, rstd });
+    const { xs, rstd, options } = this.forwardPlan(x);
+    const y = rmsNorm(xs, this.weight, options);
+    this.saved = { x: xs, mean: null, rstd };
+    return y;
+  }
+
+  /** forward() off the JavaScript thread; the module saves x and rstd once it settles. */
+  forwardAsync<T extends FloatArray>(x: T): Promise<T>;
+  async forwardAsync(x: FloatArray): Promise<FloatArray> {
+    const { xs, rstd, options } = this.forwardPlan(x);
+    const y = await rmsNormAsync(xs, this.weight, options);
     this.saved = { x: xs, mean: null, rstd };
     return y;
   }
@@ -132,16 +150,34 @@ export class RMSNorm extends NormModule {
   backward<T extends FloatArray>(dy: T): T;
   backward(dy: FloatArray): FloatArray {
     const { d, saved } = this.takeSaved(dy);
-    return rmsNormBackward(d, saved.x, this.weight, {
+    return rmsNormBackward(d, saved.x, this.weight, this.backwardOptions(saved.rstd)).dx;
+  }
+
+  /** backward() off the JavaScript thread. */
+  backwardAsync<T extends FloatArray>(dy: T): Promise<T>;
+  async backwardAsync(dy: FloatArray): Promise<FloatArray> {
+    const { d, saved } = this.takeSaved(dy);
+    return (await rmsNormBackwardAsync(d, saved.x, this.weight, this.backwardOptions(saved.rstd))).dx;
+  }
+
+  private forwardPlan(x: FloatArray) {
+    const xs = checkInput('x', x, this.dtype, this.dim);
+    const rstd = alloc(this.dtype, xs.length / this.dim);
+    const options = { dim: this.dim, eps: this.eps, bias: this.bias, offset: this.offset, partial: this.partial, rstd };
+    return { xs, rstd, options };
+  }
+
+  private backwardOptions(rstd: FloatArray) {
+    return {
       dim: this.dim,
       eps: this.eps,
       offset: this.offset,
       partial: this.partial,
-      rstd: saved.rstd,
+      rstd,
       dweight: this.weightGrad,
       dbias: this.biasGrad,
       accumulate: true,
-    }).dx;
+    };
   }
 }
 
@@ -156,11 +192,17 @@ export class LayerNorm extends NormModule {
   /** y = layerNorm(x) with this module's parameters; saves x, mean and rstd for backward. */
   forward<T extends FloatArray>(x: T): T;
   forward(x: FloatArray): FloatArray {
-    const xs = checkInput('x', x, this.dtype, this.dim);
-    const rows = xs.length / this.dim;
-    const mean = alloc(this.dtype, rows);
-    const rstd = alloc(this.dtype, rows);
+    const { xs, mean, rstd } = this.forwardPlan(x);
     const y = layerNorm(xs, this.weight, this.bias, { dim: this.dim, eps: this.eps, mean, rstd });
+    this.saved = { x: xs, mean, rstd };
+    return y;
+  }
+
+  /** forward() off the JavaScript thread; the module saves x and the statistics once it settles. */
+  forwardAsync<T extends FloatArray>(x: T): Promise<T>;
+  async forwardAsync(x: FloatArray): Promise<FloatArray> {
+    const { xs, mean, rstd } = this.forwardPlan(x);
+    const y = await layerNormAsync(xs, this.weight, this.bias, { dim: this.dim, eps: this.eps, mean, rstd });
     this.saved = { x: xs, mean, rstd };
     return y;
   }
@@ -168,14 +210,22 @@ export class LayerNorm extends NormModule {
   backward<T extends FloatArray>(dy: T): T;
   backward(dy: FloatArray): FloatArray {
     const { d, saved } = this.takeSaved(dy);
-    return layerNormBackward(d, saved.x, this.weight, {
-      dim: this.dim,
-      eps: this.eps,
-      mean: saved.mean,
-      rstd: saved.rstd,
-      dweight: this.weightGrad,
-      dbias: this.biasGrad,
-      accumulate: true,
-    }).dx;
+    return layerNormBackward(d, saved.x, this.weight, this.backwardOptions(saved.mean!, saved.rstd)).dx;
+  }
+
+  backwardAsync<T extends FloatArray>(dy: T): Promise<T>;
+  async backwardAsync(dy: FloatArray): Promise<FloatArray> {
+    const { d, saved } = this.takeSaved(dy);
+    return (await layerNormBackwardAsync(d, saved.x, this.weight, this.backwardOptions(saved.mean!, saved.rstd))).dx;
+  }
+
+  private forwardPlan(x: FloatArray) {
+    const xs = checkInput('x', x, this.dtype, this.dim);
+    const rows = xs.length / this.dim;
+    return { xs, mean: alloc(this.dtype, rows), rstd: alloc(this.dtype, rows) };
+  }
+
+  private backwardOptions(mean: FloatArray, rstd: FloatArray) {
+    return { dim: this.dim, eps: this.eps, mean, rstd, dweight: this.weightGrad, dbias: this.biasGrad, accumulate: true };
   }
 }

@@ -11,14 +11,17 @@
 // no allocation for forward ops.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cpu.h"
 #include "kernels.h"
+#include "pool.h"
 
 namespace {
 
@@ -258,21 +261,34 @@ T* out(const ArrayArg& a) {
 // Jobs: checked arguments bound to a kernel; Run() touches no JavaScript value.
 
 struct Job {
+  unsigned threads = 1;  // the most threads this job may use (the instance's setThreads value)
   virtual ~Job() = default;
   virtual void Run() = 0;
 };
+
+// Calls below this many elements run inline on the calling thread: waking pool threads costs more than the
+// work would save (a 64 x 4096 float32 forward call takes ~35 us on one core).
+constexpr size_t kParallelMinElements = size_t(1) << 18;
 
 template <typename T>
 struct ForwardJob final : Job {
   rmsnorm::RowKernel<T> kernel;
   NormArgs<T> args;
   void Run() override {
-    if (args.rows > 0) kernel(args, 0, args.rows);
+    const size_t rows = args.rows;
+    if (rows == 0) return;
+    const size_t tasks = rows * args.dim < kParallelMinElements ? 1 : (rows < threads ? rows : threads);
+    if (tasks <= 1) return kernel(args, 0, rows);
+    // Contiguous row blocks; rows are independent, so the result is the same for any partition.
+    auto block = [&](size_t t) { kernel(args, t * rows / tasks, (t + 1) * rows / tasks); };
+    rmsnorm::parallel_for(tasks, static_cast<unsigned>(tasks), block);
   }
 };
 
-// dweight/dbias are reduced over fixed blocks of rows chosen from the shape alone, each block summed in row
-// order in double, then the blocks in block order: the same bits however the blocks are scheduled.
+// dweight/dbias are reduced over fixed blocks of rows chosen from the shape alone (at most kMaxBlocks), each
+// block summed in row order in double, then the blocks in block order: the same bits however the blocks are
+// scheduled. The per-block sums live in a scratch buffer kept per thread, so repeated calls do not pay for
+// fresh pages.
 template <typename T>
 struct BackwardJob final : Job {
   rmsnorm::BackwardKernel<T> kernel;
@@ -281,27 +297,50 @@ struct BackwardJob final : Job {
   T* dbias = nullptr;
   bool accumulate = false;
 
-  static constexpr size_t kMaxBlocks = 64;
+  static constexpr size_t kMaxBlocks = 16;
+  static constexpr size_t kMinBlockRows = 16;
+
+  static std::vector<double>& Scratch(size_t size) {
+    thread_local std::vector<double> scratch;
+    if (scratch.size() < size) scratch.resize(size);
+    return scratch;
+  }
 
   void Run() override {
     const size_t rows = args.rows, dim = args.dim;
-    const size_t blocks = rows < kMaxBlocks ? rows : kMaxBlocks;
-    std::vector<double> dw(dweight ? blocks * dim : 0, 0.0), db(dbias ? blocks * dim : 0, 0.0);
-    for (size_t b = 0; b < blocks; ++b) {
-      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dweight ? &dw[b * dim] : nullptr,
-             dbias ? &db[b * dim] : nullptr);
+    // At least kMinBlockRows rows per block: small calls keep their partial sums few and in cache.
+    const size_t by_rows = (rows + kMinBlockRows - 1) / kMinBlockRows;
+    const size_t blocks = by_rows < kMaxBlocks ? by_rows : kMaxBlocks;
+    double* dw = nullptr;
+    double* db = nullptr;
+    if (blocks > 0 && (dweight || dbias)) {
+      std::vector<double>& scratch = Scratch(2 * blocks * dim);
+      dw = dweight ? scratch.data() : nullptr;
+      db = dbias ? scratch.data() + blocks * dim : nullptr;
     }
+    auto block = [&](size_t b) {
+      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw ? dw + b * dim : nullptr, db ? db + b * dim : nullptr);
+    };
+    const bool parallel = rows * dim >= kParallelMinElements && threads > 1;
+    rmsnorm::parallel_for(blocks, parallel ? threads : 1, block);
     Reduce(dw, dweight, blocks);
     Reduce(db, dbias, blocks);
   }
 
-  void Reduce(const std::vector<double>& partial, T* target, size_t blocks) const {
+  // Sums the blocks into the first, in block order (row-contiguous, so it vectorizes), then stores.
+  void Reduce(double* partial, T* target, size_t blocks) const {
     if (!target) return;
     const size_t dim = args.dim;
+    if (blocks == 0) {
+      if (!accumulate) std::fill(target, target + dim, T(0));
+      return;
+    }
+    for (size_t b = 1; b < blocks; ++b) {
+      const double* p = partial + b * dim;
+      for (size_t j = 0; j < dim; ++j) partial[j] += p[j];
+    }
     for (size_t j = 0; j < dim; ++j) {
-      double s = 0.0;
-      for (size_t b = 0; b < blocks; ++b) s += partial[b * dim + j];
-      target[j] = static_cast<T>(accumulate ? static_cast<double>(target[j]) + s : s);
+      target[j] = static_cast<T>(accumulate ? static_cast<double>(target[j]) + partial[j] : partial[j]);
     }
   }
 };
@@ -397,27 +436,70 @@ void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) 
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The addon instance: one per Node.js environment (main thread or worker), holding its kernel choice.
+// Async calls: the same job, run on a libuv thread. The typed arrays are held by references until the job has
+// settled, so they cannot be collected while the kernels use them.
+
+struct AsyncCall {
+  AnyJob job;
+  napi_ref refs[kMaxSlots] = {};
+  size_t n_refs = 0;
+  napi_deferred deferred = nullptr;
+  napi_async_work work = nullptr;
+
+  static void Execute(napi_env, void* data) { static_cast<AsyncCall*>(data)->job.active->Run(); }
+
+  static void Complete(napi_env env, napi_status status, void* data) {
+    auto* call = static_cast<AsyncCall*>(data);
+    for (size_t i = 0; i < call->n_refs; ++i) napi_delete_reference(env, call->refs[i]);
+    napi_delete_async_work(env, call->work);
+    if (status == napi_ok) {
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      napi_resolve_deferred(env, call->deferred, undefined);
+    } else {
+      napi_value message, error;
+      napi_create_string_utf8(env, "rmsnorm: the async call was cancelled", NAPI_AUTO_LENGTH, &message);
+      napi_create_error(env, nullptr, message, &error);
+      napi_reject_deferred(env, call->deferred, error);
+    }
+    delete call;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// The addon instance: one per Node.js environment (main thread or worker), holding its kernel choice and
+// thread count.
 
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
     const KernelTable* tables[4];
     table_ = rmsnorm::supported_tables(tables) > 0 ? tables[0] : &rmsnorm::kernel_table_scalar;
+    threads_ = rmsnorm::hardware_threads();
     DefineAddon(exports, {
                              InstanceMethod("supportedIsas", &Addon::SupportedIsas),
                              InstanceMethod("selectIsa", &Addon::SelectIsa),
                              InstanceMethod("isa", &Addon::Isa),
+                             InstanceMethod("setThreads", &Addon::SetThreads),
+                             InstanceMethod("threads", &Addon::Threads),
                          });
     Export(env, exports, "rmsNorm", &Addon::Sync<kRmsNorm>);
     Export(env, exports, "layerNorm", &Addon::Sync<kLayerNorm>);
     Export(env, exports, "addRmsNorm", &Addon::Sync<kAddRmsNorm>);
     Export(env, exports, "rmsNormBackward", &Addon::Sync<kRmsNormBackward>);
     Export(env, exports, "layerNormBackward", &Addon::Sync<kLayerNormBackward>);
+    Export(env, exports, "rmsNormAsync", &Addon::Async<kRmsNorm>);
+    Export(env, exports, "layerNormAsync", &Addon::Async<kLayerNorm>);
+    Export(env, exports, "addRmsNormAsync", &Addon::Async<kAddRmsNorm>);
+    Export(env, exports, "rmsNormBackwardAsync", &Addon::Async<kRmsNormBackward>);
+    Export(env, exports, "layerNormBackwardAsync", &Addon::Async<kLayerNormBackward>);
   }
+
+  static constexpr unsigned kMaxThreads = 1024;
 
  private:
   const KernelTable* table_;
+  unsigned threads_;
 
   void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
     napi_value fn;
@@ -425,8 +507,8 @@ class Addon : public Napi::Addon<Addon> {
     exports.Set(name, Napi::Value(env, fn));
   }
 
-  // A raw napi_callback rather than an InstanceMethod: node-addon-api's CallbackInfo heap-allocates the
-  // argument list past six arguments, and these calls take up to thirteen.
+  // Raw napi_callbacks rather than InstanceMethods: node-addon-api's CallbackInfo heap-allocates the argument
+  // list past six arguments, and these calls take up to thirteen.
   template <const OpSpec& kOp>
   static napi_value Sync(napi_env env, napi_callback_info cbinfo) {
     napi_value argv[16];
@@ -436,12 +518,51 @@ class Addon : public Napi::Addon<Addon> {
     try {
       if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       AnyJob job;
-      bind(job, kOp, static_cast<Addon*>(self)->table_, parse(env, kOp, argv, argc));
+      static_cast<Addon*>(self)->Bind(job, kOp, parse(env, kOp, argv, argc));
       job.active->Run();
     } catch (const Napi::Error& e) {
       e.ThrowAsJavaScriptException();
     }
     return nullptr;
+  }
+
+  // The same arguments as the sync form; returns a promise of undefined. Bad arguments throw synchronously
+  // (the facade turns that into a rejection).
+  template <const OpSpec& kOp>
+  static napi_value Async(napi_env env, napi_callback_info cbinfo) {
+    napi_value argv[16];
+    size_t argc = 16;
+    void* self = nullptr;
+    if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
+    try {
+      if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
+      auto call = std::make_unique<AsyncCall>();
+      static_cast<Addon*>(self)->Bind(call->job, kOp, parse(env, kOp, argv, argc));
+      napi_value promise, name;
+      NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &call->deferred, &promise), nullptr);
+      for (size_t i = 0; i < kOp.slots.size(); ++i) {
+        napi_valuetype t;
+        if (napi_typeof(env, argv[i], &t) == napi_ok && t == napi_object) {
+          NAPI_THROW_IF_FAILED(env, napi_create_reference(env, argv[i], 1, &call->refs[call->n_refs]), nullptr);
+          ++call->n_refs;
+        }
+      }
+      NAPI_THROW_IF_FAILED(env, napi_create_string_utf8(env, kOp.name, NAPI_AUTO_LENGTH, &name), nullptr);
+      NAPI_THROW_IF_FAILED(env, napi_create_async_work(env, nullptr, name, &AsyncCall::Execute, &AsyncCall::Complete,
+                                                        call.get(), &call->work),
+                           nullptr);
+      NAPI_THROW_IF_FAILED(env, napi_queue_async_work(env, call->work), nullptr);
+      call.release();  // owned by the queued work now; Complete deletes it
+      return promise;
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
+
+  void Bind(AnyJob& job, const OpSpec& op, const Parsed& p) const {
+    bind(job, op, table_, p);
+    job.active->threads = threads_;
   }
 
   Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
@@ -466,6 +587,17 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), table_->isa); }
+
+  Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+    const double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    if (!(n >= 1 && n <= kMaxThreads) || std::floor(n) != n) {
+      fail(info.Env(), "ERR_OUT_OF_RANGE", quoted("n") + " must be an integer from 1 to 1024", true);
+    }
+    threads_ = static_cast<unsigned>(n);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), threads_); }
 };
 
 }  // namespace

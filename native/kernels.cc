@@ -470,94 +470,236 @@ inline typename Vec<double>::R weight_d(const T* w, double offset, size_t i, boo
   return w ? D::add(load_d(w, i, full, m), D::set1(offset)) : D::set1(1.0);
 }
 
-// dweight/dbias accumulation: dw[j] += dy[j] * u[j] with u = x * rstd (RMS) or xhat (LayerNorm); db[j] += dy[j].
-inline void accumulate_grads(double* dw, double* db, size_t i, bool full, size_t m, typename Vec<double>::R dyv,
-                             typename Vec<double>::R u) {
+// Rows are taken in groups of kGroup: each row's scalars first, then one pass over the columns that writes dx
+// for every row of the group and adds the group's summed dweight/dbias contributions to dw/db once, so the
+// double accumulators are read and written once per group rather than once per row. The grouping is fixed by
+// the row range, so the sums never depend on scheduling.
+constexpr size_t kGroup = 4;
+
+// dw[i .. i+m) (+)= sw; db (+)= sb, where sw and sb are vectors of the storage type holding the group's summed
+// contributions: widened to double lane by lane. The first group of a range overwrites (`first`), so the
+// caller's scratch needs no zeroing.
+template <typename T>
+inline void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m, typename Vec<T>::R sw,
+                            typename Vec<T>::R sb) {
   using D = Vec<double>;
-  if (dw) store_d(dw, i, D::fma(dyv, u, load_d(dw, i, full, m)), full, m);
-  if (db) store_d(db, i, D::add(load_d(db, i, full, m), dyv), full, m);
+  constexpr size_t N = Vec<T>::N;
+  alignas(64) T lanes[2][N];
+  Vec<T>::store(lanes[0], sw);
+  Vec<T>::store(lanes[1], sb);
+  double* acc[2] = {dw, db};
+  for (int t = 0; t < 2; ++t) {
+    if (!acc[t]) continue;
+    for (size_t j = 0; j < m; j += D::N) {
+      const bool full = j + D::N <= m;
+      const size_t part = full ? D::N : m - j;
+      const auto v = full ? D::load(lanes[t] + j) : D::loadn(lanes[t] + j, part);
+      store_d(acc[t], i + j, first ? v : D::add(load_d(acc[t], i + j, full, part), v), full, part);
+    }
+  }
+}
+
+// Runs body(i, full, m) over [0, n) in steps of Vec<T>::N, the last step partial.
+template <typename T, typename Body>
+inline void for_each_block(size_t n, Body body) {
+  constexpr size_t N = Vec<T>::N;
+  size_t i = 0;
+  for (; i + N <= n; i += N) body(i, true, N);
+  if (i < n) body(i, false, n - i);
+}
+
+template <typename T>
+inline typename Vec<T>::R load_t(const T* p, size_t i, bool full, size_t m) {
+  return full ? Vec<T>::load(p + i) : Vec<T>::loadn(p + i, m);
+}
+
+// Row reductions of the backward passes: K sums accumulated in the storage type over blocks of at most 8
+// vector steps per lane (so a float32 lane sum carries at most 8 roundings), each block widened to double and
+// added there. body(i, full, m, acc) adds the terms of columns [i, i+m) into acc[0..K).
+template <typename T, size_t K, typename Body>
+void blocked_row_sums(size_t n, double* out, Body body) {
+  using V = Vec<T>;
+  using D = Vec<double>;
+  constexpr size_t N = V::N, kBlock = 8 * N;
+  typename D::R total[K];
+  for (size_t t = 0; t < K; ++t) total[t] = D::zero();
+  for (size_t start = 0; start < n; start += kBlock) {
+    const size_t end = n - start > kBlock ? start + kBlock : n;
+    typename V::R acc[K];
+    for (size_t t = 0; t < K; ++t) acc[t] = V::zero();
+    size_t i = start;
+    for (; i + N <= end; i += N) body(i, true, N, acc);
+    if (i < end) body(i, false, end - i, acc);
+    alignas(64) T lanes[N];
+    for (size_t t = 0; t < K; ++t) {
+      V::store(lanes, acc[t]);
+      for (size_t j = 0; j < N; j += D::N) total[t] = D::add(total[t], D::load(lanes + j));
+    }
+  }
+  for (size_t t = 0; t < K; ++t) out[t] = D::sum(total[t]);
+}
+
+// Per-row scalars of the RMSNorm backward: rstd, and c = rstd^3 / k * sum_i g[i] x[i].
+template <typename T>
+void rms_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* rstd_out, double* c_out) {
+  const size_t n = a.dim;
+  const T* x = a.x + r * n;
+  const T* dy = a.dy + r * n;
+  double rstd;
+  if (a.rstd) {
+    rstd = static_cast<double>(a.rstd[r]);
+  } else {
+    const RowScale s = rms_row_scale(x, a.k, a.eps);
+    rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
+  }
+  // Every output depends on rstd, so the dot product runs over the whole row.
+  using V = Vec<T>;
+  const auto vo = V::set1(static_cast<T>(a.offset));
+  double dot;
+  blocked_row_sums<T, 1>(n, &dot, [&](size_t i, bool full, size_t m, typename V::R* acc) {
+    const auto wv = a.weight ? V::add(load_t(a.weight, i, full, m), vo) : V::set1(T(1));
+    acc[0] = V::fma(V::mul(load_t(dy, i, full, m), wv), load_t(x, i, full, m), acc[0]);
+  });
+  *rstd_out = rstd;
+  *c_out = rstd * rstd * rstd * dot / static_cast<double>(a.k);
+}
+
+// The column pass runs in the storage type (float32 data in float32 registers): each dx element is two
+// products and a difference of values the scalars pass computed in double.
+template <typename T, size_t G>
+void rms_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw, double* db, bool first) {
+  using V = Vec<T>;
+  const size_t n = a.dim, k = a.k;
+  double rstd[G], c[G];
+  for (size_t g = 0; g < G; ++g) rms_backward_scalars(a, r + g, &rstd[g], &c[g]);
+  typename V::R vr[G], vnc[G];
+  for (size_t g = 0; g < G; ++g) {
+    vr[g] = V::set1(static_cast<T>(rstd[g]));
+    vnc[g] = V::set1(static_cast<T>(-c[g]));
+  }
+  const auto vo = V::set1(static_cast<T>(a.offset));
+  for_each_block<T>(n, [&](size_t i, bool full, size_t m) {
+    const auto wv = a.weight ? V::add(load_t(a.weight, i, full, m), vo) : V::set1(T(1));
+    typename V::R sw = V::zero(), sb = V::zero();
+#pragma GCC unroll 4
+    for (size_t g = 0; g < G; ++g) {
+      const size_t base = (r + g) * n;
+      const auto dyv = load_t(a.dy + base, i, full, m);
+      const auto xv = load_t(a.x + base, i, full, m);
+      sw = V::fma(dyv, V::mul(xv, vr[g]), sw);
+      sb = V::add(sb, dyv);
+      typename V::R d;
+      if (k == n || i + m <= k) {
+        d = V::fma(V::mul(dyv, wv), vr[g], V::mul(vnc[g], xv));  // rstd * g - c * x
+      } else if (i < k) {
+        d = V::mul(V::mul(dyv, wv), vr[g]);
+        // The block straddles k: only lanes before k carry the statistic's term.
+        alignas(64) T t[V::N], xs[V::N];
+        V::store(t, d);
+        V::store(xs, xv);
+        for (size_t j = 0; j < V::N && i + j < k; ++j) t[j] -= static_cast<T>(c[g]) * xs[j];
+        d = V::load(t);
+      } else {
+        d = V::mul(V::mul(dyv, wv), vr[g]);
+      }
+      if (full) {
+        V::store(a.dx + base + i, d);
+      } else {
+        V::storen(a.dx + base + i, d, m);
+      }
+    }
+    add_group_grads<T>(dw, db, first, i, m, sw, sb);
+  });
+}
+
+// Per-row scalars of the LayerNorm backward: mean, rstd, mean(g) and mean(g * xhat).
+template <typename T>
+void ln_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* mean_out, double* rstd_out, double* ga,
+                         double* gb) {
+  const size_t n = a.dim;
+  const T* x = a.x + r * n;
+  const T* dy = a.dy + r * n;
+  double mean, rstd;
+  if (a.rstd && a.mean) {
+    mean = static_cast<double>(a.mean[r]);
+    rstd = static_cast<double>(a.rstd[r]);
+  } else {
+    const RowMoments mo = ln_row_moments(x, n, a.eps);
+    mean = mo.mean;
+    rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
+  }
+  using V = Vec<T>;
+  const T hi = static_cast<T>(mean);
+  const auto vmh = V::set1(hi), vml = V::set1(static_cast<T>(mean - static_cast<double>(hi)));
+  const auto vr = V::set1(static_cast<T>(rstd));
+  double sums[2];
+  blocked_row_sums<T, 2>(n, sums, [&](size_t i, bool full, size_t m, typename V::R* acc) {
+    const auto g = V::mul(load_t(dy, i, full, m), a.weight ? load_t(a.weight, i, full, m) : V::set1(T(1)));
+    const auto xhat = V::mul(V::sub(V::sub(load_t(x, i, full, m), vmh), vml), vr);
+    // Lanes past m: g is 0 there (dy loads as 0), so they add nothing.
+    acc[0] = V::add(acc[0], g);
+    acc[1] = V::fma(g, xhat, acc[1]);
+  });
+  *mean_out = mean;
+  *rstd_out = rstd;
+  *ga = sums[0] / static_cast<double>(n);
+  *gb = sums[1] / static_cast<double>(n);
+}
+
+template <typename T, size_t G>
+void ln_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw, double* db, bool first) {
+  using V = Vec<T>;
+  const size_t n = a.dim;
+  double mean[G], rstd[G], ga[G], gb[G];
+  for (size_t g = 0; g < G; ++g) ln_backward_scalars(a, r + g, &mean[g], &rstd[g], &ga[g], &gb[g]);
+  // The mean as hi + lo in the storage type, as in the forward pass, so x - mean keeps its precision.
+  typename V::R vmh[G], vml[G], vr[G], va[G], vnb[G];
+  for (size_t g = 0; g < G; ++g) {
+    const T hi = static_cast<T>(mean[g]);
+    vmh[g] = V::set1(hi);
+    vml[g] = V::set1(static_cast<T>(mean[g] - static_cast<double>(hi)));
+    vr[g] = V::set1(static_cast<T>(rstd[g]));
+    va[g] = V::set1(static_cast<T>(ga[g]));
+    vnb[g] = V::set1(static_cast<T>(-gb[g]));
+  }
+  for_each_block<T>(n, [&](size_t i, bool full, size_t m) {
+    const auto wv = a.weight ? load_t(a.weight, i, full, m) : V::set1(T(1));
+    typename V::R sw = V::zero(), sb = V::zero();
+#pragma GCC unroll 4
+    for (size_t g = 0; g < G; ++g) {
+      const size_t base = (r + g) * n;
+      const auto dyv = load_t(a.dy + base, i, full, m);
+      const auto xhat = V::mul(V::sub(V::sub(load_t(a.x + base, i, full, m), vmh[g]), vml[g]), vr[g]);
+      sw = V::fma(dyv, xhat, sw);
+      sb = V::add(sb, dyv);
+      const auto t = V::fma(xhat, vnb[g], V::sub(V::mul(dyv, wv), va[g]));  // g - mean(g) - xhat * mean(g xhat)
+      const auto d = V::mul(vr[g], t);
+      if (full) {
+        V::store(a.dx + base + i, d);
+      } else {
+        V::storen(a.dx + base + i, d, m);
+      }
+    }
+    add_group_grads<T>(dw, db, first, i, m, sw, sb);
+  });
+}
+
+template <typename T, void (*Group4)(const rmsnorm::BackwardArgs<T>&, size_t, double*, double*, bool),
+          void (*Group1)(const rmsnorm::BackwardArgs<T>&, size_t, double*, double*, bool)>
+void backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
+  size_t r = r0;
+  for (; r + kGroup <= r1; r += kGroup) Group4(a, r, dw, db, r == r0);
+  for (; r < r1; ++r) Group1(a, r, dw, db, r == r0);
 }
 
 template <typename T>
 void rms_norm_backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
-  using D = Vec<double>;
-  const size_t n = a.dim, k = a.k;
-  for (size_t r = r0; r < r1; ++r) {
-    const T* x = a.x + r * n;
-    const T* dy = a.dy + r * n;
-    T* dx = a.dx + r * n;
-    double rstd;
-    if (a.rstd) {
-      rstd = static_cast<double>(a.rstd[r]);
-    } else {
-      const RowScale s = rms_row_scale(x, k, a.eps);
-      rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
-    }
-    // dot = sum_i g[i] x[i] over the whole row (every output depends on rstd).
-    typename D::R acc = D::zero();
-    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
-      const auto g = D::mul(load_d(dy, i, full, m), weight_d(a.weight, a.offset, i, full, m));
-      acc = D::fma(g, load_d(x, i, full, m), acc);
-    });
-    const double c = rstd * rstd * rstd * D::sum(acc) / static_cast<double>(k);
-    const auto vr = D::set1(rstd), vc = D::set1(c);
-    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
-      const auto dyv = load_d(dy, i, full, m);
-      const auto xv = load_d(x, i, full, m);
-      accumulate_grads(dw, db, i, full, m, dyv, D::mul(xv, vr));
-      const auto g = D::mul(dyv, weight_d(a.weight, a.offset, i, full, m));
-      auto d = D::mul(g, vr);
-      if (i + (full ? D::N : m) <= k) {
-        d = D::sub(d, D::mul(vc, xv));
-      } else if (i < k) {
-        // The block straddles k (or lies past it): only lanes before k carry the statistic's term.
-        double t[D::N], xs[D::N];
-        D::store(t, d);
-        D::store(xs, xv);
-        for (size_t j = 0; j < D::N && i + j < k; ++j) t[j] -= c * xs[j];
-        d = D::load(t);
-      }
-      store_d(dx, i, d, full, m);
-    });
-  }
+  backward_rows<T, &rms_backward_group<T, kGroup>, &rms_backward_group<T, 1>>(a, r0, r1, dw, db);
 }
 
 template <typename T>
 void layer_norm_backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
-  using D = Vec<double>;
-  const size_t n = a.dim;
-  const double nd = static_cast<double>(n);
-  for (size_t r = r0; r < r1; ++r) {
-    const T* x = a.x + r * n;
-    const T* dy = a.dy + r * n;
-    T* dx = a.dx + r * n;
-    double mean, rstd;
-    if (a.rstd && a.mean) {
-      mean = static_cast<double>(a.mean[r]);
-      rstd = static_cast<double>(a.rstd[r]);
-    } else {
-      const RowMoments mo = ln_row_moments(x, n, a.eps);
-      mean = mo.mean;
-      rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
-    }
-    const auto vm = D::set1(mean), vr = D::set1(rstd);
-    typename D::R sg = D::zero(), sgx = D::zero();
-    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
-      const auto g = D::mul(load_d(dy, i, full, m), weight_d(a.weight, 0.0, i, full, m));
-      const auto xhat = D::mul(D::sub(load_d(x, i, full, m), vm), vr);
-      // Lanes past m hold (0 - mean) * rstd; g is 0 there (dy loads as 0), so they add nothing.
-      sg = D::add(sg, g);
-      sgx = D::fma(g, xhat, sgx);
-    });
-    const auto va = D::set1(D::sum(sg) / nd), vb = D::set1(D::sum(sgx) / nd);
-    for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
-      const auto dyv = load_d(dy, i, full, m);
-      const auto xhat = D::mul(D::sub(load_d(x, i, full, m), vm), vr);
-      accumulate_grads(dw, db, i, full, m, dyv, xhat);
-      const auto g = D::mul(dyv, weight_d(a.weight, 0.0, i, full, m));
-      store_d(dx, i, D::mul(vr, D::sub(D::sub(g, va), D::mul(xhat, vb))), full, m);
-    });
-  }
+  backward_rows<T, &ln_backward_group<T, kGroup>, &ln_backward_group<T, 1>>(a, r0, r1, dw, db);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -45,8 +45,8 @@ struct BackwardArgs {
 template <typename T>
 using RowKernel = void (*)(const NormArgs<T>& args, size_t r0, size_t r1);
 
-// A backward row-range kernel: writes dx for rows [r0, r1) and adds those rows' contributions to dweight and
-// dbias, in row order, into the double accumulators dw and db (length dim; either may be null when not
+// A backward row-range kernel: writes dx for rows [r0, r1) (r1 > r0) and those rows' summed contributions to
+// dweight and dbias, in row order, into dw and db (length dim, overwritten; either may be null when not
 // wanted). The caller fixes the row blocks from the shape alone and sums the blocks in order, so the
 // reductions never depend on scheduling.
 template <typename T>

@@ -2,6 +2,7 @@
 // Each case runs in a fresh Node.js process, since the backend is chosen once, at load.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -29,7 +30,7 @@ describe('entry points', () => {
   it('require() loads the native kernels and reports them', () => {
     const r = run(`const m = require('./'); console.log(JSON.stringify(m.backend()))`);
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ native: true, isa: supported[0], threads: 1, version });
+    expect(JSON.parse(r.stdout)).toEqual({ native: true, isa: supported[0], threads: os.availableParallelism(), version });
   });
 
   it('import loads the same module instance and the same API', () => {

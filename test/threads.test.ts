@@ -1,0 +1,81 @@
+// Thread count: validated, reported, and never changing a single bit of any result.
+import { afterAll, describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
+import {
+  addRmsNorm,
+  backend,
+  layerNorm,
+  layerNormBackward,
+  rmsNorm,
+  rmsNormBackward,
+  setThreads,
+} from '../dist/index.js';
+import { randomArray } from './reference';
+import { nativeRequested } from './setup';
+
+afterAll(() => setThreads(availableParallelism()));
+
+describe('setThreads', () => {
+  it('defaults to the available parallelism and reports the setting', () => {
+    expect(backend().threads).toBe(nativeRequested ? availableParallelism() : 1);
+    setThreads(3);
+    expect(backend().threads).toBe(nativeRequested ? 3 : 1);
+    setThreads(availableParallelism());
+  });
+
+  it.each([
+    [0, RangeError, 'ERR_OUT_OF_RANGE'],
+    [-1, RangeError, 'ERR_OUT_OF_RANGE'],
+    [1.5, RangeError, 'ERR_OUT_OF_RANGE'],
+    [1025, RangeError, 'ERR_OUT_OF_RANGE'],
+    [NaN, RangeError, 'ERR_OUT_OF_RANGE'],
+    ['2', TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [undefined, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ] as const)('refuses %s', (n, type, code) => {
+    let error: unknown;
+    try {
+      setThreads(n as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(type);
+    expect((error as { code: string }).code).toBe(code);
+    expect((error as Error).message).toMatch(/^The "n" argument must /);
+  });
+});
+
+// Shapes above the inline threshold (256K elements), with row counts that do not divide evenly.
+describe.each([
+  [Float32Array, 301, 1024],
+  [Float64Array, 257, 1031],
+] as const)('%s results are bitwise identical for every thread count', (T, rows, dim) => {
+  const x = randomArray(T, rows * dim, 1);
+  const dy = randomArray(T, rows * dim, 2);
+  const res = randomArray(T, rows * dim, 3);
+  const w = randomArray(T, dim, 4, 0.5, 1.5);
+  const b = randomArray(T, dim, 5);
+
+  function everything() {
+    const resCopy = res.slice();
+    const rstd = new T(rows);
+    return [
+      rmsNorm(x, w, { bias: b, rstd, partial: 0.7 }),
+      rstd,
+      layerNorm(x, w, b),
+      addRmsNorm(x, resCopy, w, { offset: 1 }),
+      resCopy,
+      ...Object.values(rmsNormBackward(dy, x, w, { partial: 0.7 })),
+      ...Object.values(layerNormBackward(dy, x, w)),
+    ].map((a) => Buffer.from(a!.buffer, a!.byteOffset, a!.byteLength));
+  }
+
+  it('for 1, 2, 3, 4 and 7 threads', () => {
+    setThreads(1);
+    const reference = everything();
+    for (const n of [2, 3, 4, 7]) {
+      setThreads(n);
+      const got = everything();
+      got.forEach((bytes, i) => expect(bytes.equals(reference[i]!), `output ${i}, ${n} threads`).toBe(true));
+    }
+  });
+});
