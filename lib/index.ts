@@ -125,7 +125,7 @@ export function backend(): Backend {
 
 /**
  * The most threads one large call may use (default: the machine's available parallelism). Calls below about
- * 256K elements always run on the calling thread. Results are bitwise the same for every setting. The
+ * 1M elements always run on the calling thread. Results are bitwise the same for every setting. The
  * fallback runs on one thread whatever the setting.
  */
 export function setThreads(n: number): void {

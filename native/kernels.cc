@@ -545,21 +545,37 @@ void rms_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* r
   const size_t n = a.dim;
   const T* x = a.x + r * n;
   const T* dy = a.dy + r * n;
+  // Every output depends on rstd, so the dot product runs over the whole row. Without a saved rstd and with
+  // the statistic over the whole row (k == n), the sum of squares comes from the same pass: RMSNorm's
+  // backward then reads each row once before its column pass, where LayerNorm's needs its mean first.
+  using V = Vec<T>;
+  const auto vo = V::set1(static_cast<T>(a.offset));
+  const bool fuse = !a.rstd && a.k == n;
+  double sums[2] = {0.0, 0.0};  // sum g x, sum x^2
+  auto dot_body = [&](size_t i, bool full, size_t m, typename V::R* acc) {
+    const auto wv = a.weight ? V::add(load_t(a.weight, i, full, m), vo) : V::set1(T(1));
+    const auto xv = load_t(x, i, full, m);
+    acc[0] = V::fma(V::mul(load_t(dy, i, full, m), wv), xv, acc[0]);
+    if (fuse) acc[1] = V::fma(xv, xv, acc[1]);
+  };
+  if (fuse) {
+    blocked_row_sums<T, 2>(n, sums, dot_body);
+  } else {
+    blocked_row_sums<T, 1>(n, sums, dot_body);
+  }
+  const double dot = sums[0];
   double rstd;
   if (a.rstd) {
     rstd = static_cast<double>(a.rstd[r]);
   } else {
-    const RowScale s = rms_row_scale(x, a.k, a.eps);
+    // The fused float32 sum is usable where the forward pass's blocked sum is (sum_squares_row); anywhere
+    // else, and for k < n, the forward's own path computes it.
+    double ss = sums[1];
+    const bool usable = fuse && (sizeof(T) == sizeof(double) || (ss >= 0x1p-60 && ss <= kDblMax));
+    if (!usable) ss = sum_squares_row(x, a.k);
+    const RowScale s = rms_scale_from_sum(x, a.k, a.eps, ss);
     rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
   }
-  // Every output depends on rstd, so the dot product runs over the whole row.
-  using V = Vec<T>;
-  const auto vo = V::set1(static_cast<T>(a.offset));
-  double dot;
-  blocked_row_sums<T, 1>(n, &dot, [&](size_t i, bool full, size_t m, typename V::R* acc) {
-    const auto wv = a.weight ? V::add(load_t(a.weight, i, full, m), vo) : V::set1(T(1));
-    acc[0] = V::fma(V::mul(load_t(dy, i, full, m), wv), load_t(x, i, full, m), acc[0]);
-  });
   *rstd_out = rstd;
   *c_out = rstd * rstd * rstd * dot / static_cast<double>(a.k);
 }
@@ -612,6 +628,47 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw,
   });
 }
 
+// Without saved statistics: the mean, then one pass for the variance and the two gradient sums together,
+// since sum g * xhat = rstd * sum g * (x - mean). Returns false for rows whose moments need the rescaled path
+// of ln_row_moments (float64 extremes), which the caller then takes.
+template <typename T>
+bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T>& a, size_t r, double* mean_out, double* rstd_out,
+                               double* ga, double* gb) {
+  using D = Vec<double>;
+  const size_t n = a.dim;
+  const double nd = static_cast<double>(n);
+  const T* x = a.x + r * n;
+  const T* dy = a.dy + r * n;
+  const double mean = row_sum(x, n) / nd;
+  const auto vm = D::set1(mean);
+  typename D::R sq = D::zero(), lin = D::zero(), sg = D::zero(), sgd = D::zero();
+  for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
+    auto d = D::sub(load_d(x, i, full, m), vm);
+    if (!full) {
+      // Lanes past m would contribute (0 - mean): zero them.
+      double t[D::N];
+      D::store(t, d);
+      for (size_t j = m; j < D::N; ++j) t[j] = 0.0;
+      d = D::load(t);
+    }
+    const auto g = D::mul(load_d(dy, i, full, m), weight_d(a.weight, 0.0, i, full, m));
+    sq = D::fma(d, d, sq);
+    lin = D::add(lin, d);
+    sg = D::add(sg, g);
+    sgd = D::fma(g, d, sgd);
+  });
+  const double s2 = D::sum(sq), s1 = D::sum(lin);
+  const bool in_range = mean - mean == 0.0 && s2 <= kDblMax && (s2 >= kSafeSumMin || (s2 == 0.0 && sizeof(T) == 4));
+  if (!in_range && s2 == s2) return false;
+  const double var = (s2 - s1 * s1 / nd) / nd;
+  const double rstd = 1.0 / __builtin_sqrt((var > 0.0 ? var : 0.0) + a.eps);
+  *mean_out = mean;
+  *rstd_out = rstd;
+  *ga = D::sum(sg) / nd;
+  *gb = rstd * D::sum(sgd) / nd;
+  return true;
+}
+
 // Per-row scalars of the LayerNorm backward: mean, rstd, mean(g) and mean(g * xhat).
 template <typename T>
 void ln_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* mean_out, double* rstd_out, double* ga,
@@ -623,6 +680,8 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* me
   if (a.rstd && a.mean) {
     mean = static_cast<double>(a.mean[r]);
     rstd = static_cast<double>(a.rstd[r]);
+  } else if (ln_backward_scalars_fused(a, r, mean_out, rstd_out, ga, gb)) {
+    return;
   } else {
     const RowMoments mo = ln_row_moments(x, n, a.eps);
     mean = mo.mean;

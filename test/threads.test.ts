@@ -44,10 +44,10 @@ describe('setThreads', () => {
   });
 });
 
-// Shapes above the inline threshold (256K elements), with row counts that do not divide evenly.
+// Shapes above the inline threshold (1M elements), with row counts that do not divide evenly.
 describe.each([
-  [Float32Array, 301, 1024],
-  [Float64Array, 257, 1031],
+  [Float32Array, 1031, 1024],
+  [Float64Array, 1025, 1031],
 ] as const)('%s results are bitwise identical for every thread count', (T, rows, dim) => {
   const x = randomArray(T, rows * dim, 1);
   const dy = randomArray(T, rows * dim, 2);
