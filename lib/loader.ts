@@ -3,6 +3,7 @@
 //   RMSNORM_BACKEND=js      never load native code
 //   RMSNORM_BACKEND=native  native or nothing: a load failure throws, with what was tried
 //   RMSNORM_ISA=scalar|avx2|avx512|neon   cap the kernels (for tests and benchmarks)
+//   RMSNORM_BINARY=/path/to/rmsnorm.node  load exactly this file (a sanitizer or debug build, say)
 // When the module cannot load and no backend was demanded, the pure-TypeScript fallback runs and a warning
 // with code RMSNORM_NATIVE_UNAVAILABLE is emitted once.
 import * as os from 'node:os';
@@ -26,15 +27,20 @@ function describePlatform(): string {
 }
 
 function tryLoad(): NativeBinding {
+  const explicit = process.env.RMSNORM_BINARY;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
   try {
-    return nodeGypBuild(packageRoot);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return explicit ? (require(path.resolve(explicit)) as NativeBinding) : nodeGypBuild(packageRoot);
   } catch (cause) {
+    const tried = explicit
+      ? `Tried RMSNORM_BINARY=${explicit}. `
+      : `Looked in ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)} and ` +
+        `${path.join(packageRoot, 'build', 'Release')}. `;
     const error = new Error(
       `rmsnorm: no native module could be loaded for ${describePlatform()}. ` +
-        `Looked in ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)} and ` +
-        `${path.join(packageRoot, 'build', 'Release')}. ` +
+        tried +
         `To build from source: cd ${packageRoot} && npx cmake-js compile --out build ` +
         `(needs cmake >= 3.15 and a C++17 compiler). Cause: ${(cause as Error).message}`,
       { cause },
