@@ -1,23 +1,24 @@
 // Types of the native module (build/Release/rmsnorm.node, prebuilds/<platform>-<arch>/rmsnorm.node) as the
 // facade in lib/ sees it. The native functions take positional arguments already checked by lib/validate.ts;
 // they check again and throw coded errors rather than crash. Their array arguments are in the slot order of
-// the OpSpec tables in native/binding.cc; after the arrays come dim, eps and the op's other numbers.
+// the OpSpec tables in native/binding.cc; after the arrays come dim, eps, the op's other numbers, then
+// dtype (0 float data, 1 bfloat16, 2 float16) and castMode (0 'fp32', 1 'llama').
 
-export type FloatArray = Float32Array | Float64Array;
-type Arr = FloatArray | null;
+export type DataArray = Float32Array | Float64Array | Uint16Array;
+type Arr = DataArray | null;
 
 /** The compute entry points, shared by the native module and the pure-TypeScript fallback (lib/fallback.ts). */
 export interface Kernels {
   /** RMSNorm of each row of x into out (which may be x); 1/rms into rstd when given. */
-  rmsNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number): void;
+  rmsNorm(x: DataArray, weight: Arr, bias: Arr, out: DataArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number, dtype: number, castMode: number): void;
   /** LayerNorm of each row of x into out (which may be x); statistics into mean and rstd when given. */
-  layerNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, mean: Arr, rstd: Arr, dim: number, eps: number): void;
+  layerNorm(x: DataArray, weight: Arr, bias: Arr, out: DataArray, mean: Arr, rstd: Arr, dim: number, eps: number, dtype: number, castMode: number): void;
   /** residual += x, then RMSNorm of residual into out (which may be x). */
-  addRmsNorm(x: FloatArray, residual: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number): void;
+  addRmsNorm(x: DataArray, residual: DataArray, weight: Arr, bias: Arr, out: DataArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number, dtype: number, castMode: number): void;
   /** Gradients of rmsNorm: dx (may be dy); dweight/dbias when given, overwritten or added to (accumulate). */
-  rmsNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, offset: number, partial: number, accumulate: boolean): void;
+  rmsNormBackward(dy: DataArray, x: DataArray, weight: Arr, rstd: Arr, dx: DataArray, dweight: Arr, dbias: Arr, dim: number, eps: number, offset: number, partial: number, accumulate: boolean, dtype: number, castMode: number): void;
   /** Gradients of layerNorm; mean and rstd are recomputed unless both are given. */
-  layerNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, mean: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean): void;
+  layerNormBackward(dy: DataArray, x: DataArray, weight: Arr, mean: Arr, rstd: Arr, dx: DataArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean, dtype: number, castMode: number): void;
 }
 
 /** The same entry points, run off the JavaScript thread: each resolves once its outputs are written. */
@@ -25,7 +26,12 @@ export type AsyncKernels = {
   [K in keyof Kernels as `${K}Async`]: (...args: Parameters<Kernels[K]>) => Promise<void>;
 };
 
-export interface NativeBinding extends Kernels, AsyncKernels {
+export interface Converter {
+  /** direction 0: float32 -> bfloat16 bits, 1: bfloat16 -> float32, 2: float32 -> float16, 3: float16 -> float32. */
+  convert(direction: number, src: Float32Array | Uint16Array, out: Float32Array | Uint16Array): void;
+}
+
+export interface NativeBinding extends Kernels, AsyncKernels, Converter {
   /** Set the most threads a large call may use (1..1024). */
   setThreads(n: number): void;
   /** The current thread setting. */

@@ -1,9 +1,10 @@
 // The pure-TypeScript implementation: the same entry points and the same algorithms as the native kernels
 // (native/kernels.cc), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
-import type { AsyncKernels, FloatArray, Kernels } from '../binding';
+import type { AsyncKernels, Converter, DataArray, Kernels } from '../binding';
 import { partialCount } from './validate';
 
+type FloatArray = Float32Array | Float64Array;
 type Arr = FloatArray | null;
 
 const SAFE_SUM_MIN = 2 ** -969; // see kernels.cc: at or above this no underflowed square matters
@@ -160,8 +161,9 @@ function storeGrad(target: Arr, sums: Float64Array, accumulate: boolean): void {
   for (let j = 0; j < sums.length; j++) target[j] = accumulate ? target[j]! + sums[j]! : sums[j]!;
 }
 
-export const fallback: Kernels = {
-  rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial) {
+/** The float32/float64 kernels (positional arguments as in binding.d.ts, without dtype and castMode). */
+const floatKernels = {
+  rmsNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const s: RowScale = { mean: 0, r: 0, e: 0 };
@@ -173,7 +175,7 @@ export const fallback: Kernels = {
     }
   },
 
-  layerNorm(x, weight, bias, out, mean, rstd, dim, eps) {
+  layerNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, mean: Arr, rstd: Arr, dim: number, eps: number) {
     const rows = x.length / dim;
     const s: RowScale = { mean: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
@@ -185,7 +187,7 @@ export const fallback: Kernels = {
     }
   },
 
-  addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial) {
+  addRmsNorm(x: FloatArray, residual: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const s: RowScale = { mean: 0, r: 0, e: 0 };
@@ -198,7 +200,7 @@ export const fallback: Kernels = {
     }
   },
 
-  rmsNormBackward(dy, x, weight, rstd, dx, dweight, dbias, dim, eps, offset, partial, accumulate) {
+  rmsNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, offset: number, partial: number, accumulate: boolean) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const dw = new Float64Array(dweight ? dim : 0);
@@ -229,7 +231,7 @@ export const fallback: Kernels = {
     storeGrad(dbias, db, accumulate);
   },
 
-  layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate) {
+  layerNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, mean: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean) {
     const rows = x.length / dim;
     const dw = new Float64Array(dweight ? dim : 0);
     const db = new Float64Array(dbias ? dim : 0);
@@ -266,6 +268,181 @@ export const fallback: Kernels = {
     }
     storeGrad(dweight, dw, accumulate);
     storeGrad(dbias, db, accumulate);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Half precision: the bit rules of native/simd.h, then the float32 kernels on decoded copies. Arithmetic is
+// float32 as in the native kernels: results are rounded to float32 first, then to the storage type.
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+function bf16ToF32(h: number): number {
+  u32[0] = h << 16;
+  return f32[0]!;
+}
+function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const u = u32[0]!;
+  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40; // NaN: keep sign, quiet
+  return ((u + 0x7fff + ((u >>> 16) & 1)) / 65536) | 0;
+}
+function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const man = h & 0x3ff;
+  if (exp === 0x1f) return man ? NaN : sign * Infinity;
+  if (exp === 0) return sign * man * 2 ** -24;
+  return sign * (1 + man / 1024) * 2 ** (exp - 15);
+}
+function f32ToF16(v: number): number {
+  f32[0] = v;
+  const u = u32[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const a = u & 0x7fffffff;
+  if (a > 0x7f800000) return sign | 0x7e00 | ((a >>> 13) & 0x3ff); // NaN, quiet
+  if (a >= 0x477ff000) return sign | 0x7c00; // rounds past 65504: infinity
+  if (a >= 0x38800000) {
+    const r = a - 0x38000000; // rebias exponent 127 -> 15
+    return sign | (((r + 0xfff + ((r >>> 13) & 1)) / 8192) | 0);
+  }
+  // Subnormal float16 (or zero): round a * 2^24 to an integer, ties to even.
+  const scaled = Math.abs(f32[0]!) * 16777216;
+  let q = Math.floor(scaled);
+  const rest = scaled - q;
+  if (rest > 0.5 || (rest === 0.5 && q & 1)) q++;
+  return sign | q;
+}
+
+type Codec = { decode: (h: number) => number; encode: (v: number) => number };
+const codecs: Record<number, Codec> = {
+  1: { decode: bf16ToF32, encode: f32ToBf16 },
+  2: { decode: f16ToF32, encode: f32ToF16 },
+};
+
+function decode(a: DataArray | null, codec: Codec): Float32Array | null {
+  if (a === null) return null;
+  if (a instanceof Float32Array) return a;
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = codec.decode(a[i]!);
+  return out;
+}
+function encodeInto(src: ArrayLike<number>, dst: DataArray, codec: Codec): void {
+  for (let i = 0; i < src.length; i++) dst[i] = codec.encode(src[i]!);
+}
+
+/**
+ * castMode 'llama' on one row: h = round_T(fround(c * r32)), y = round_T(fround(fround(offset + w) * h) + b),
+ * with c = x (RMSNorm) or fround(fround(x - hi) - lo) (LayerNorm, mean = hi + lo): the rule the native
+ * kernels follow with float32 registers.
+ */
+function llamaRow(
+  x: Float32Array,
+  out: DataArray,
+  base: number,
+  dim: number,
+  w: Float32Array | null,
+  b: Float32Array | null,
+  offset: number,
+  mean: number,
+  rstd: number,
+  codec: Codec,
+): void {
+  const r32 = Math.fround(rstd);
+  const hi = Math.fround(mean);
+  const lo = Math.fround(mean - hi);
+  const off = Math.fround(offset);
+  for (let i = 0; i < dim; i++) {
+    const c = mean === 0 ? x[base + i]! : Math.fround(Math.fround(x[base + i]! - hi) - lo);
+    let v = codec.decode(codec.encode(Math.fround(c * r32)));
+    if (w) v = Math.fround(v * Math.fround(off + w[i]!));
+    if (b) v = Math.fround(v + b[i]!);
+    out[base + i] = codec.encode(v);
+  }
+}
+
+export const fallback: Kernels = {
+  rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
+    if (dtype === 0) return floatKernels.rmsNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
+    const codec = codecs[dtype]!;
+    const xf = decode(x, codec)!;
+    const w = decode(weight, codec);
+    const b = decode(bias, codec);
+    const rows = x.length / dim;
+    const r = rstd ? (rstd as Float32Array) : new Float32Array(rows);
+    const yf = new Float32Array(x.length);
+    floatKernels.rmsNorm(xf, w, b, yf, r, dim, eps, offset, partial);
+    if (castMode === 1) {
+      const k = partialCount(partial, dim);
+      const s: RowScale = { mean: 0, r: 0, e: 0 };
+      for (let row = 0; row < rows; row++) {
+        rmsScale(xf, row * dim, k, eps, s);
+        llamaRow(xf, out, row * dim, dim, w, b, offset, 0, rstdOf(s), codec);
+      }
+    } else {
+      encodeInto(yf, out, codec);
+    }
+  },
+
+  layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode) {
+    if (dtype === 0) return floatKernels.layerNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, mean as Arr, rstd as Arr, dim, eps);
+    const codec = codecs[dtype]!;
+    const xf = decode(x, codec)!;
+    const w = decode(weight, codec);
+    const b = decode(bias, codec);
+    const yf = new Float32Array(x.length);
+    floatKernels.layerNorm(xf, w, b, yf, mean as Arr, rstd as Arr, dim, eps);
+    if (castMode === 1) {
+      const s: RowScale = { mean: 0, r: 0, e: 0 };
+      for (let row = 0; row < x.length / dim; row++) {
+        layerNormScale(xf, row * dim, dim, eps, s);
+        llamaRow(xf, out, row * dim, dim, w, b, 0, s.mean, rstdOf(s), codec);
+      }
+    } else {
+      encodeInto(yf, out, codec);
+    }
+  },
+
+  addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
+    if (dtype === 0) {
+      return floatKernels.addRmsNorm(x as FloatArray, residual as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
+    }
+    const codec = codecs[dtype]!;
+    // residual += x in float32, rounded to the storage type; then rmsNorm of the stored values.
+    for (let i = 0; i < residual.length; i++) {
+      residual[i] = codec.encode(Math.fround(codec.decode(residual[i]!) + codec.decode(x[i]!)));
+    }
+    this.rmsNorm(residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode);
+  },
+
+  rmsNormBackward(dy, x, weight, rstd, dx, dweight, dbias, dim, eps, offset, partial, accumulate, dtype) {
+    if (dtype === 0) {
+      return floatKernels.rmsNormBackward(dy as FloatArray, x as FloatArray, weight as Arr, rstd as Arr, dx as FloatArray, dweight as Arr, dbias as Arr, dim, eps, offset, partial, accumulate);
+    }
+    const codec = codecs[dtype]!;
+    const dxf = new Float32Array(dx.length);
+    floatKernels.rmsNormBackward(decode(dy, codec)!, decode(x, codec)!, decode(weight, codec), rstd as Arr, dxf, dweight as Arr, dbias as Arr, dim, eps, offset, partial, accumulate);
+    encodeInto(dxf, dx, codec);
+  },
+
+  layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate, dtype) {
+    if (dtype === 0) {
+      return floatKernels.layerNormBackward(dy as FloatArray, x as FloatArray, weight as Arr, mean as Arr, rstd as Arr, dx as FloatArray, dweight as Arr, dbias as Arr, dim, eps, accumulate);
+    }
+    const codec = codecs[dtype]!;
+    const dxf = new Float32Array(dx.length);
+    floatKernels.layerNormBackward(decode(dy, codec)!, decode(x, codec)!, decode(weight, codec), mean as Arr, rstd as Arr, dxf, dweight as Arr, dbias as Arr, dim, eps, accumulate);
+    encodeInto(dxf, dx, codec);
+  },
+};
+
+/** The conversions of index.ts's toBFloat16 & co. */
+export const convertFallback: Converter = {
+  convert(direction, src, out) {
+    const codec = codecs[direction < 2 ? 1 : 2]!;
+    if (direction === 0 || direction === 2) encodeInto(src, out, codec);
+    else for (let i = 0; i < src.length; i++) out[i] = codec.decode(src[i]!);
   },
 };
 

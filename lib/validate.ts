@@ -6,9 +6,11 @@
 // what was received:  The "weight" argument must have length 4096 (dim), received length 4095
 
 export type FloatArray = Float32Array | Float64Array;
+/** Data arrays: float32, float64, or the bits of bfloat16/float16 values (with options.dtype). */
+export type DataArray = Float32Array | Float64Array | Uint16Array;
 
-/** Element kind of a supported array: 1 = Float32Array, 2 = Float64Array, 0 = anything else. */
-export type Kind = 0 | 1 | 2;
+/** Element kind of a supported array: 1 = Float32Array, 2 = Float64Array, 3 = Uint16Array, 0 = anything else. */
+export type Kind = 0 | 1 | 2 | 3;
 
 // %TypedArray%.prototype[Symbol.toStringTag] reads the internal type: it cannot be faked by a subclass or an
 // object with a custom toStringTag, and it works across realms (vm contexts, worker-transferred arrays).
@@ -19,11 +21,11 @@ const typedArrayTag = Object.getOwnPropertyDescriptor(
 
 export function kindOf(v: unknown): Kind {
   const tag = typedArrayTag.call(v);
-  return tag === 'Float32Array' ? 1 : tag === 'Float64Array' ? 2 : 0;
+  return tag === 'Float32Array' ? 1 : tag === 'Float64Array' ? 2 : tag === 'Uint16Array' ? 3 : 0;
 }
 
 export function kindName(kind: Kind): string {
-  return kind === 1 ? 'Float32Array' : 'Float64Array';
+  return kind === 1 ? 'Float32Array' : kind === 2 ? 'Float64Array' : 'Uint16Array';
 }
 
 type Code = 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE' | 'ERR_INVALID_ARG_VALUE';
@@ -61,7 +63,7 @@ export function invalidValue(name: string, reason: string): TypeError {
   return withCode(new TypeError(`The "${name}" argument ${reason}`), 'ERR_INVALID_ARG_VALUE');
 }
 
-function isDetached(a: FloatArray): boolean {
+function isDetached(a: DataArray): boolean {
   // A detached buffer reports byteLength 0 and refuses to be viewed; only zero-length arrays can be detached.
   if (a.length !== 0 || a.buffer.byteLength !== 0) return false;
   try {
@@ -72,18 +74,18 @@ function isDetached(a: FloatArray): boolean {
   }
 }
 
-/** x: a Float32Array or Float64Array on a live buffer; returns its kind. */
+/** x: a Float32Array, Float64Array or Uint16Array (half bits) on a live buffer; returns its kind. */
 export function checkData(name: string, v: unknown): Kind {
   const kind = kindOf(v);
-  if (kind === 0) throw invalidType(name, 'a Float32Array or Float64Array', v);
-  if ((v as FloatArray).length === 0 && isDetached(v as FloatArray)) {
+  if (kind === 0) throw invalidType(name, 'a Float32Array, Float64Array or Uint16Array', v);
+  if ((v as DataArray).length === 0 && isDetached(v as DataArray)) {
     throw invalidValue(name, 'must not be on a detached ArrayBuffer');
   }
   return kind;
 }
 
 /** An array of the same element type as x; null/undefined allowed (as null) when `nullable`. */
-export function checkKind(name: string, v: unknown, kind: Kind, nullable: boolean): FloatArray | null {
+export function checkKind(name: string, v: unknown, kind: Kind, nullable: boolean): DataArray | null {
   if (v === null || v === undefined) {
     if (nullable) return null;
     throw invalidType(name, `a ${kindName(kind)}`, v);
@@ -91,12 +93,12 @@ export function checkKind(name: string, v: unknown, kind: Kind, nullable: boolea
   if (kindOf(v) !== kind) {
     throw invalidType(name, `a ${kindName(kind)} (the element type of "x")${nullable ? ' or null' : ''}`, v);
   }
-  const a = v as FloatArray;
+  const a = v as DataArray;
   if (a.length === 0 && isDetached(a)) throw invalidValue(name, 'must not be on a detached ArrayBuffer');
   return a;
 }
 
-export function checkLength(name: string, a: FloatArray, length: number, lengthName: string): void {
+export function checkLength(name: string, a: DataArray, length: number, lengthName: string): void {
   if (a.length === length) return;
   throw outOfRange(name, `have length ${length} (${lengthName})`, `length ${a.length}`);
 }
@@ -109,7 +111,7 @@ export function checkArray(
   length: number,
   lengthName: string,
   nullable: boolean,
-): FloatArray | null {
+): DataArray | null {
   const a = checkKind(name, v, kind, nullable);
   if (a) checkLength(name, a, length, lengthName);
   return a;
@@ -128,7 +130,7 @@ function checkNumber(name: string, v: unknown): number {
 }
 
 /** options.dim, else the length of `source` (the weight; for layerNorm the weight or else the bias). */
-export function checkDim(v: unknown, source: FloatArray | null, sourceName = 'weight'): number {
+export function checkDim(v: unknown, source: DataArray | null, sourceName = 'weight'): number {
   if (v === undefined) {
     if (source) {
       if (source.length === 0) throw outOfRange(sourceName, 'have length >= 1 (it sets dim)', 'length 0');
@@ -150,7 +152,7 @@ export function checkEps(v: unknown): number {
   return e;
 }
 
-export function checkOffset(v: unknown, weight: FloatArray | null): number {
+export function checkOffset(v: unknown, weight: DataArray | null): number {
   if (v === undefined) return 0;
   const o = checkNumber('options.offset', v);
   if (!Number.isFinite(o)) throw outOfRange('options.offset', 'be a finite number', String(o));
@@ -165,18 +167,18 @@ export function checkPartial(v: unknown): number {
   return p;
 }
 
-export function checkRowsMultiple(x: FloatArray, dim: number, name = 'x'): number {
+export function checkRowsMultiple(x: DataArray, dim: number, name = 'x'): number {
   if (x.length % dim !== 0) {
     throw outOfRange(name, `have a length that is a multiple of dim (${dim})`, `length ${x.length}`);
   }
   return x.length / dim;
 }
 
-function sameView(a: FloatArray, b: FloatArray): boolean {
+function sameView(a: DataArray, b: DataArray): boolean {
   return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
 }
 
-function overlaps(a: FloatArray, b: FloatArray): boolean {
+function overlaps(a: DataArray, b: DataArray): boolean {
   if (a.buffer !== b.buffer || a.byteLength === 0 || b.byteLength === 0) return false;
   return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
@@ -184,7 +186,7 @@ function overlaps(a: FloatArray, b: FloatArray): boolean {
 /** One array argument of a call, for the overlap rules. */
 export interface Slot {
   name: string;
-  a: FloatArray | null;
+  a: DataArray | null;
   output: boolean;
   /** Index of the one slot this output may be exactly the same view of (in place). */
   sameOk?: number;
@@ -221,4 +223,53 @@ export function checkBoolean(name: string, v: unknown): boolean {
 /** The number of leading values of a row that pRMSNorm's statistic covers: max(1, ceil(partial * dim)). */
 export function partialCount(partial: number, dim: number): number {
   return Math.min(dim, Math.max(1, Math.ceil(partial * dim)));
+}
+
+/**
+ * The element types of one call. Half data (Uint16Array) needs options.dtype; its statistics and parameter
+ * gradients are Float32Array, and its weight/bias either Float32Array or Uint16Array (the same for both).
+ */
+export interface CallTypes {
+  data: Kind;
+  stat: Kind;
+  /** The parameters' kind once one is seen (0 before). */
+  param: Kind;
+  /** 0 for float data, 1 bfloat16, 2 float16 (the native module's codes). */
+  dtype: number;
+  /** 0 'fp32', 1 'llama'. */
+  cast: number;
+}
+
+export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallTypes {
+  let code = 0;
+  if (data === 3) {
+    if (dtype === 'bfloat16') code = 1;
+    else if (dtype === 'float16') code = 2;
+    else if (dtype === undefined) throw invalidType('options.dtype', "'bfloat16' or 'float16' for Uint16Array data", dtype);
+    else throw invalidValue('options.dtype', `must be 'bfloat16' or 'float16', received ${describe(dtype)}`);
+  } else if (dtype !== undefined) {
+    throw invalidValue('options.dtype', `applies to Uint16Array data only (x is a ${kindName(data)})`);
+  }
+  let cast = 0;
+  if (castMode === 'llama') cast = 1;
+  else if (castMode !== undefined && castMode !== 'fp32') {
+    throw invalidValue('options.castMode', `must be 'fp32' or 'llama', received ${describe(castMode)}`);
+  }
+  return { data, stat: data === 3 ? 1 : data, param: 0, dtype: code, cast };
+}
+
+/** A parameter (weight, bias): x's type, or for half data Float32Array or Uint16Array, the same for all. */
+export function checkParam(name: string, v: unknown, t: CallTypes, nullable: boolean): DataArray | null {
+  if (t.data !== 3) return checkKind(name, v, t.data, nullable);
+  if (v === null || v === undefined) {
+    if (nullable) return null;
+    throw invalidType(name, 'a Float32Array or Uint16Array', v);
+  }
+  const k = kindOf(v);
+  if (t.param === 0 && (k === 1 || k === 3)) t.param = k;
+  if (k !== t.param) {
+    const want = t.param === 0 ? 'a Float32Array or Uint16Array' : `a ${kindName(t.param)} (like the other parameters)`;
+    throw invalidType(name, `${want}${nullable ? ' or null' : ''}`, v);
+  }
+  return checkKind(name, v, k, nullable);
 }

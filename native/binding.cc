@@ -26,6 +26,8 @@
 namespace {
 
 using rmsnorm::BackwardArgs;
+using rmsnorm::bf16_t;
+using rmsnorm::f16_t;
 using rmsnorm::KernelTable;
 using rmsnorm::NormArgs;
 
@@ -43,7 +45,7 @@ struct ArrayArg {
   napi_typedarray_type type = napi_float32_array;
   size_t length = 0;
   void* data = nullptr;
-  size_t bytes() const { return length * (type == napi_float64_array ? 8 : 4); }
+  size_t bytes() const { return length * (type == napi_float64_array ? 8 : type == napi_float32_array ? 4 : 2); }
 };
 
 bool is_detached(napi_env env, napi_value typed_array) {
@@ -58,8 +60,8 @@ ArrayArg read_array(napi_env env, napi_value v, const char* name, bool optional)
   ArrayArg a;
   // Not asking for the ArrayBuffer: creating its handle costs as much as the rest of the call.
   if (napi_get_typedarray_info(env, v, &a.type, &a.length, &a.data, nullptr, nullptr) == napi_ok) {
-    if (a.type != napi_float32_array && a.type != napi_float64_array) {
-      fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array or Float64Array");
+    if (a.type != napi_float32_array && a.type != napi_float64_array && a.type != napi_uint16_array) {
+      fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
     }
     if (a.length == 0 && is_detached(env, v)) {
       fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
@@ -69,7 +71,7 @@ ArrayArg read_array(napi_env env, napi_value v, const char* name, bool optional)
   }
   napi_valuetype t;
   if (optional && napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined)) return a;
-  fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array or Float64Array");
+  fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
 }
 
 double read_number(napi_env env, napi_value v, const char* name) {
@@ -99,11 +101,24 @@ struct Slot {
 
 enum Scalar : unsigned { kOffset = 1, kPartial = 2, kAccumulate = 4 };
 
+// The element type a slot must have follows from its length and direction: rows-long slots and dim-long
+// outputs (dweight, dbias) hold statistics (float32 for half data), dim-long inputs are parameters (float32 or
+// the half type for half data), everything else has x's type.
+enum class Elem { kData, kParam, kStat };
+Elem elem_of(const Slot& slot) {
+  if (slot.len == Len::kTotal) return Elem::kData;
+  if (slot.len == Len::kRows || slot.output) return Elem::kStat;
+  return Elem::kParam;
+}
+
 struct OpSpec {
   const char* name;
   std::vector<Slot> slots;  // the array arguments, first; slot 0 sets the element type and the total length
-  unsigned scalars;         // after the arrays: dim, eps, then those flagged here, in flag order
+  unsigned scalars;         // after the arrays: dim, eps, those flagged here in flag order, then dtype, castMode
 };
+
+// dtype codes: 0 for Float32Array/Float64Array data, 1 bfloat16, 2 float16 (Uint16Array data).
+enum DType : int { kNoDType = 0, kBFloat16 = 1, kFloat16 = 2 };
 
 // Slot layouts; lib/index.ts passes arguments in exactly this order.
 const OpSpec kRmsNorm{"rmsNorm",
@@ -156,8 +171,15 @@ struct Parsed {
   size_t dim = 0, rows = 0, k = 0;
   double eps = 1e-5, offset = 0.0, partial = 1.0;
   bool accumulate = false;
-  bool f64 = false;
+  bool llama = false;
+  int dtype = kNoDType;
+  napi_typedarray_type data = napi_float32_array;   // x's type
+  napi_typedarray_type param = napi_float32_array;  // weight/bias type
 };
+
+const char* type_name(napi_typedarray_type t) {
+  return t == napi_float64_array ? "Float64Array" : t == napi_float32_array ? "Float32Array" : "Uint16Array";
+}
 
 bool overlaps(const ArrayArg& p, const ArrayArg& q) {
   if (!p.present || !q.present || p.length == 0 || q.length == 0) return false;
@@ -178,7 +200,7 @@ const char* length_name(Len len, const OpSpec& op) {
 
 Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
   const size_t n_slots = op.slots.size();
-  const size_t n_scalars = 2 + ((op.scalars & kOffset) ? 1 : 0) + ((op.scalars & kPartial) ? 1 : 0) +
+  const size_t n_scalars = 4 + ((op.scalars & kOffset) ? 1 : 0) + ((op.scalars & kPartial) ? 1 : 0) +
                            ((op.scalars & kAccumulate) ? 1 : 0);
   if (argc != n_slots + n_scalars) {
     fail(env, "ERR_INVALID_ARG_TYPE", std::string(op.name) + " expects " + std::to_string(n_slots + n_scalars) + " arguments");
@@ -207,11 +229,34 @@ Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
     if (!(p.partial > 0 && p.partial <= 1)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.partial") + " must be in (0, 1]", true);
   }
   if (op.scalars & kAccumulate) p.accumulate = read_bool(env, argv[s++], "options.accumulate");
+  const double dtype = read_number(env, argv[s++], "options.dtype");
+  const double cast = read_number(env, argv[s++], "options.castMode");
 
   const ArrayArg& first = p.a[0];
+  p.data = first.type;
+  const bool half = first.type == napi_uint16_array;
+  if (half ? !(dtype == kBFloat16 || dtype == kFloat16) : dtype != kNoDType) {
+    fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.dtype") + (half ? " must be 'bfloat16' or 'float16' for Uint16Array data" : " applies to Uint16Array data only"));
+  }
+  p.dtype = static_cast<int>(dtype);
+  if (!(cast == 0 || cast == 1)) fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.castMode") + " must be 'fp32' or 'llama'");
+  p.llama = cast == 1;
+  const napi_typedarray_type stat = half ? napi_float32_array : first.type;
+  p.param = first.type;
+  bool param_seen = false;
   for (size_t i = 1; i < n_slots; ++i) {
-    if (p.a[i].present && p.a[i].type != first.type) {
-      fail(env, "ERR_INVALID_ARG_TYPE", quoted(op.slots[i].name) + " must have the element type of \"" + op.slots[0].name + "\"");
+    const ArrayArg& a = p.a[i];
+    if (!a.present) continue;
+    const Elem e = elem_of(op.slots[i]);
+    napi_typedarray_type want = e == Elem::kData ? first.type : e == Elem::kStat ? stat : first.type;
+    if (e == Elem::kParam && half) {
+      // float32 or the half type, the same for every parameter of the call.
+      if (!param_seen && (a.type == napi_float32_array || a.type == napi_uint16_array)) p.param = a.type;
+      want = p.param;
+      param_seen = true;
+    }
+    if (a.type != want) {
+      fail(env, "ERR_INVALID_ARG_TYPE", quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
     }
   }
   if (first.length % p.dim != 0) {
@@ -244,7 +289,6 @@ Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
   }
   const double kd = std::ceil(p.partial * static_cast<double>(p.dim));
   p.k = kd < 1 ? 1 : (kd > static_cast<double>(p.dim) ? p.dim : static_cast<size_t>(kd));
-  p.f64 = first.type == napi_float64_array;
   return p;
 }
 
@@ -271,10 +315,10 @@ struct Job {
 // about 1M elements (256 x 4096 float32: 175 us on one thread).
 constexpr size_t kParallelMinElements = size_t(1) << 20;
 
-template <typename T>
+template <typename T, typename W>
 struct ForwardJob final : Job {
-  rmsnorm::RowKernel<T> kernel;
-  NormArgs<T> args;
+  rmsnorm::RowKernel<T, W> kernel;
+  NormArgs<T, W> args;
   void Run() override {
     const size_t rows = args.rows;
     if (rows == 0) return;
@@ -290,12 +334,13 @@ struct ForwardJob final : Job {
 // block summed in row order in double, then the blocks in block order: the same bits however the blocks are
 // scheduled. The per-block sums live in a scratch buffer kept per thread, so repeated calls do not pay for
 // fresh pages.
-template <typename T>
+template <typename T, typename W>
 struct BackwardJob final : Job {
-  rmsnorm::BackwardKernel<T> kernel;
-  BackwardArgs<T> args;
-  T* dweight = nullptr;
-  T* dbias = nullptr;
+  using S = rmsnorm::Stat<T>;
+  rmsnorm::BackwardKernel<T, W> kernel;
+  BackwardArgs<T, W> args;
+  S* dweight = nullptr;
+  S* dbias = nullptr;
   bool accumulate = false;
 
   static constexpr size_t kMaxBlocks = 16;
@@ -329,11 +374,11 @@ struct BackwardJob final : Job {
   }
 
   // Sums the blocks into the first, in block order (row-contiguous, so it vectorizes), then stores.
-  void Reduce(double* partial, T* target, size_t blocks) const {
+  void Reduce(double* partial, S* target, size_t blocks) const {
     if (!target) return;
     const size_t dim = args.dim;
     if (blocks == 0) {
-      if (!accumulate) std::fill(target, target + dim, T(0));
+      if (!accumulate) std::fill(target, target + dim, S(0));
       return;
     }
     for (size_t b = 1; b < blocks; ++b) {
@@ -341,98 +386,107 @@ struct BackwardJob final : Job {
       for (size_t j = 0; j < dim; ++j) partial[j] += p[j];
     }
     for (size_t j = 0; j < dim; ++j) {
-      target[j] = static_cast<T>(accumulate ? static_cast<double>(target[j]) + partial[j] : partial[j]);
+      target[j] = static_cast<S>(accumulate ? static_cast<double>(target[j]) + partial[j] : partial[j]);
     }
   }
 };
 
-template <typename T>
-void bind_forward(ForwardJob<T>& job, rmsnorm::RowKernel<T> kernel, const Parsed& p, const ArrayArg& x,
+template <typename T, typename W>
+void bind_forward(ForwardJob<T, W>& job, rmsnorm::RowKernel<T, W> kernel, const Parsed& p, const ArrayArg& x,
                   const ArrayArg& w, const ArrayArg& b, const ArrayArg& y, const ArrayArg& rstd, const ArrayArg* mean,
                   const ArrayArg* residual) {
+  using S = rmsnorm::Stat<T>;
   job.kernel = kernel;
-  NormArgs<T>& a = job.args;
+  NormArgs<T, W>& a = job.args;
   a.x = in<T>(x);
   a.y = out<T>(y);
-  a.weight = in<T>(w);
-  a.bias = in<T>(b);
-  a.rstd = out<T>(rstd);
-  a.mean = mean ? out<T>(*mean) : nullptr;
+  a.weight = in<W>(w);
+  a.bias = in<W>(b);
+  a.rstd = out<S>(rstd);
+  a.mean = mean ? out<S>(*mean) : nullptr;
   a.residual = residual ? out<T>(*residual) : nullptr;
   a.rows = p.rows;
   a.dim = p.dim;
   a.k = p.k;
   a.eps = p.eps;
   a.offset = p.offset;
+  a.llama = p.llama;
 }
 
-template <typename T>
-void bind_backward(BackwardJob<T>& job, rmsnorm::BackwardKernel<T> kernel, const Parsed& p, const ArrayArg& dy,
+template <typename T, typename W>
+void bind_backward(BackwardJob<T, W>& job, rmsnorm::BackwardKernel<T, W> kernel, const Parsed& p, const ArrayArg& dy,
                    const ArrayArg& x, const ArrayArg& w, const ArrayArg* mean, const ArrayArg& rstd,
                    const ArrayArg& dx, const ArrayArg& dw, const ArrayArg& db) {
+  using S = rmsnorm::Stat<T>;
   job.kernel = kernel;
-  BackwardArgs<T>& a = job.args;
+  BackwardArgs<T, W>& a = job.args;
   a.dy = in<T>(dy);
   a.x = in<T>(x);
-  a.weight = in<T>(w);
-  a.mean = mean ? in<T>(*mean) : nullptr;
-  a.rstd = in<T>(rstd);
+  a.weight = in<W>(w);
+  a.mean = mean ? in<S>(*mean) : nullptr;
+  a.rstd = in<S>(rstd);
   a.dx = out<T>(dx);
   a.rows = p.rows;
   a.dim = p.dim;
   a.k = p.k;
   a.eps = p.eps;
   a.offset = p.offset;
-  job.dweight = out<T>(dw);
-  job.dbias = out<T>(db);
+  job.dweight = out<S>(dw);
+  job.dbias = out<S>(db);
   job.accumulate = p.accumulate;
 }
 
-// Storage for any op's job, so a synchronous call builds it on the stack (no allocation on the hot path).
+// Storage for one job of an op, so a synchronous call builds it on the stack (no allocation on the hot path).
+template <typename T, typename W>
+struct JobPair {
+  ForwardJob<T, W> forward;
+  BackwardJob<T, W> backward;
+};
+
 struct AnyJob {
-  ForwardJob<float> forward_f32;
-  ForwardJob<double> forward_f64;
-  BackwardJob<float> backward_f32;
-  BackwardJob<double> backward_f64;
+  JobPair<float, float> f32;
+  JobPair<double, double> f64;
+  JobPair<bf16_t, bf16_t> bf16;
+  JobPair<bf16_t, float> bf16_w32;
+  JobPair<f16_t, f16_t> f16;
+  JobPair<f16_t, float> f16_w32;
   Job* active = nullptr;
 };
 
-// Binds the checked arguments of `op` to the float32 or float64 kernel of table `t`.
-void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) {
+// Binds the checked arguments of `op` to one OpTable's kernel.
+template <typename T, typename W>
+void bind_with(JobPair<T, W>& pair, Job*& active, const OpSpec& op, const rmsnorm::OpTable<T, W>& t, const Parsed& p) {
   const ArrayArg* a = p.a;
-  const bool f64 = p.f64;
   if (&op == &kRmsNorm || &op == &kLayerNorm || &op == &kAddRmsNorm) {
     // Slot positions: rmsNorm (x, weight, bias, out, rstd); layerNorm (x, weight, bias, out, mean, rstd);
     // addRmsNorm (x, residual, weight, bias, out, rstd).
     const bool add = &op == &kAddRmsNorm, ln = &op == &kLayerNorm;
     const size_t w = add ? 2 : 1;
-    const ArrayArg* mean = ln ? &a[4] : nullptr;
-    const ArrayArg* residual = add ? &a[1] : nullptr;
-    const ArrayArg& rstd = a[ln || add ? 5 : 4];
-    if (f64) {
-      auto kernel = ln ? t->f64.layer_norm : add ? t->f64.add_rms_norm : t->f64.rms_norm;
-      bind_forward(job.forward_f64, kernel, p, a[0], a[w], a[w + 1], a[w + 2], rstd, mean, residual);
-      job.active = &job.forward_f64;
-    } else {
-      auto kernel = ln ? t->f32.layer_norm : add ? t->f32.add_rms_norm : t->f32.rms_norm;
-      bind_forward(job.forward_f32, kernel, p, a[0], a[w], a[w + 1], a[w + 2], rstd, mean, residual);
-      job.active = &job.forward_f32;
-    }
+    auto kernel = ln ? t.layer_norm : add ? t.add_rms_norm : t.rms_norm;
+    bind_forward(pair.forward, kernel, p, a[0], a[w], a[w + 1], a[w + 2], a[ln || add ? 5 : 4], ln ? &a[4] : nullptr,
+                 add ? &a[1] : nullptr);
+    active = &pair.forward;
     return;
   }
   // rmsNormBackward (dy, x, weight, rstd, dx, dweight, dbias); layerNormBackward (dy, x, weight, mean, rstd,
   // dx, dweight, dbias).
   const bool ln = &op == &kLayerNormBackward;
   const size_t r = ln ? 4 : 3;
-  const ArrayArg* mean = ln ? &a[3] : nullptr;
-  if (f64) {
-    bind_backward(job.backward_f64, ln ? t->f64.layer_norm_backward : t->f64.rms_norm_backward, p, a[0], a[1], a[2],
-                  mean, a[r], a[r + 1], a[r + 2], a[r + 3]);
-    job.active = &job.backward_f64;
-  } else {
-    bind_backward(job.backward_f32, ln ? t->f32.layer_norm_backward : t->f32.rms_norm_backward, p, a[0], a[1], a[2],
-                  mean, a[r], a[r + 1], a[r + 2], a[r + 3]);
-    job.active = &job.backward_f32;
+  bind_backward(pair.backward, ln ? t.layer_norm_backward : t.rms_norm_backward, p, a[0], a[1], a[2],
+                ln ? &a[3] : nullptr, a[r], a[r + 1], a[r + 2], a[r + 3]);
+  active = &pair.backward;
+}
+
+void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) {
+  const bool w32 = p.param == napi_float32_array;
+  switch (p.data) {
+    case napi_float64_array: return bind_with(job.f64, job.active, op, t->f64, p);
+    case napi_uint16_array:
+      if (p.dtype == kBFloat16) {
+        return w32 ? bind_with(job.bf16_w32, job.active, op, t->bf16_w32, p) : bind_with(job.bf16, job.active, op, t->bf16, p);
+      }
+      return w32 ? bind_with(job.f16_w32, job.active, op, t->f16_w32, p) : bind_with(job.f16, job.active, op, t->f16, p);
+    default: return bind_with(job.f32, job.active, op, t->f32, p);
   }
 }
 
@@ -484,6 +538,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("setThreads", &Addon::SetThreads),
                              InstanceMethod("threads", &Addon::Threads),
                          });
+    Export(env, exports, "convert", &Addon::Convert);
     Export(env, exports, "rmsNorm", &Addon::Sync<kRmsNorm>);
     Export(env, exports, "layerNorm", &Addon::Sync<kLayerNorm>);
     Export(env, exports, "addRmsNorm", &Addon::Sync<kAddRmsNorm>);
@@ -599,6 +654,43 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), threads_); }
+
+  // convert(direction, src, dst): 0 float32 -> bfloat16, 1 bfloat16 -> float32, 2 float32 -> float16,
+  // 3 float16 -> float32. src and dst have equal lengths and do not overlap (checked by the facade and here).
+  static napi_value Convert(napi_env env, napi_callback_info cbinfo) {
+    napi_value argv[3];
+    size_t argc = 3;
+    void* self = nullptr;
+    if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
+    try {
+      if (argc != 3) fail(env, "ERR_INVALID_ARG_TYPE", "convert expects 3 arguments");
+      const double direction = read_number(env, argv[0], "direction");
+      if (!(direction == 0 || direction == 1 || direction == 2 || direction == 3)) {
+        fail(env, "ERR_OUT_OF_RANGE", quoted("direction") + " must be 0, 1, 2 or 3", true);
+      }
+      const bool to_half = direction == 0 || direction == 2;
+      const ArrayArg src = read_array(env, argv[1], "src", false);
+      const ArrayArg dst = read_array(env, argv[2], "out", false);
+      const napi_typedarray_type want_src = to_half ? napi_float32_array : napi_uint16_array;
+      const napi_typedarray_type want_dst = to_half ? napi_uint16_array : napi_float32_array;
+      if (src.type != want_src) fail(env, "ERR_INVALID_ARG_TYPE", quoted("src") + " must be a " + type_name(want_src));
+      if (dst.type != want_dst) fail(env, "ERR_INVALID_ARG_TYPE", quoted("out") + " must be a " + type_name(want_dst));
+      if (dst.length != src.length) {
+        fail(env, "ERR_OUT_OF_RANGE",
+             quoted("out") + " must have length " + std::to_string(src.length) + ", received length " + std::to_string(dst.length), true);
+      }
+      if (overlaps(src, dst)) fail(env, "ERR_INVALID_ARG_VALUE", quoted("out") + " must not overlap \"src\"");
+      const rmsnorm::ConvertTable& c = static_cast<Addon*>(self)->table_->convert;
+      const size_t n = src.length;
+      if (direction == 0) c.to_bf16(static_cast<const float*>(src.data), static_cast<bf16_t*>(dst.data), n);
+      if (direction == 1) c.from_bf16(static_cast<const bf16_t*>(src.data), static_cast<float*>(dst.data), n);
+      if (direction == 2) c.to_f16(static_cast<const float*>(src.data), static_cast<f16_t*>(dst.data), n);
+      if (direction == 3) c.from_f16(static_cast<const f16_t*>(src.data), static_cast<float*>(dst.data), n);
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
 };
 
 }  // namespace

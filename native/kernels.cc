@@ -19,6 +19,8 @@
 #include "kernels.h"
 #include "simd.h"
 
+#include <type_traits>
+
 namespace {
 
 using rmsnorm::NormArgs;
@@ -28,6 +30,80 @@ constexpr double kDblMin = 2.2250738585072014e-308;
 // A sum of squares at or above this lost nothing to underflowed squares: each square below DBL_MIN is off by at
 // most 2^-1074, a relative 2^-105 * k of the sum.
 constexpr double kSafeSumMin = 0x1p-969;
+
+// Storage types and the arithmetic they get: float32 and float64 compute in their own type; bfloat16 and
+// float16 compute in float32 (C), with statistics, dweight and dbias in float32 too.
+template <typename T>
+struct Storage {
+  using C = T;
+};
+template <>
+struct Storage<bf16_t> {
+  using C = float;
+};
+template <>
+struct Storage<f16_t> {
+  using C = float;
+};
+template <typename T>
+using Compute = typename Storage<T>::C;
+template <typename T>
+constexpr bool kIsHalf = std::is_same<T, bf16_t>::value || std::is_same<T, f16_t>::value;
+
+inline double to_double(float v) { return v; }
+inline double to_double(double v) { return v; }
+inline double to_double(bf16_t h) { return bf16_to_f32(h.bits); }
+inline double to_double(f16_t h) { return f16_to_f32(h.bits); }
+
+// Rounds a double to the storage type (half types through float32: the double rounding this allows only
+// matters for values within 2^-29 relative of a half-way point, and only on the rare exact paths).
+template <typename T>
+inline T from_double(double v) {
+  return static_cast<T>(v);
+}
+template <>
+inline bf16_t from_double<bf16_t>(double v) {
+  return {f32_to_bf16(static_cast<float>(v))};
+}
+template <>
+inline f16_t from_double<f16_t>(double v) {
+  return {f32_to_f16(static_cast<float>(v))};
+}
+
+// Loads of storage data widened to double (float16/bfloat16 element by element: only the exact paths and the
+// LayerNorm moments use them).
+template <typename T>
+inline typename Vec<double>::R dload(const T* p) {
+  if constexpr (kIsHalf<T>) {
+    return load_half_as_double(p, Vec<double>::N);
+  } else {
+    return Vec<double>::load(p);
+  }
+}
+template <typename T>
+inline typename Vec<double>::R dloadn(const T* p, size_t n) {
+  if constexpr (kIsHalf<T>) {
+    return load_half_as_double(p, n);
+  } else {
+    return Vec<double>::loadn(p, n);
+  }
+}
+
+// castMode 'llama': a value rounded to the storage type in registers (identity for float32/float64).
+template <typename T, typename R>
+inline R round_storage(R v) {
+  if constexpr (kIsHalf<T>) {
+    return Vec<float>::round_to(static_cast<const T*>(nullptr), v);
+  } else {
+    return v;
+  }
+}
+
+// A vector of compute type C loaded from any storage type P (weights may be float32 for half data).
+template <typename C, typename P>
+inline typename Vec<C>::R load_v(const P* p, size_t i, bool full, size_t m) {
+  return full ? Vec<C>::load(p + i) : Vec<C>::loadn(p + i, m);
+}
 
 template <typename T>
 inline T max_mag(T a, T b) { return a > b ? a : b; }
@@ -40,19 +116,18 @@ double sum_squares(const T* x, size_t n) {
   typename D::R a0 = D::zero(), a1 = D::zero(), a2 = D::zero(), a3 = D::zero();
   size_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    const auto v0 = D::load(x + i), v1 = D::load(x + i + N), v2 = D::load(x + i + 2 * N),
-               v3 = D::load(x + i + 3 * N);
+    const auto v0 = dload(x + i), v1 = dload(x + i + N), v2 = dload(x + i + 2 * N), v3 = dload(x + i + 3 * N);
     a0 = D::fma(v0, v0, a0);
     a1 = D::fma(v1, v1, a1);
     a2 = D::fma(v2, v2, a2);
     a3 = D::fma(v3, v3, a3);
   }
   for (; i + N <= n; i += N) {
-    const auto v = D::load(x + i);
+    const auto v = dload(x + i);
     a0 = D::fma(v, v, a0);
   }
   if (i < n) {
-    const auto v = D::loadn(x + i, n - i);
+    const auto v = dloadn(x + i, n - i);
     a1 = D::fma(v, v, a1);
   }
   return D::sum(D::add(D::add(a0, a1), D::add(a2, a3)));
@@ -79,11 +154,12 @@ struct RowScale {
   int e;
 };
 
-// Float32 rows, fast path: squares in float32 within blocks small enough that each lane adds 8
+// Float32 (and half) rows, fast path: squares in float32 within blocks small enough that each lane adds 8
 // them, 10 at most in a tail (relative error <= 11 * 2^-24 per block sum), blocks accumulated in double. Returns a value outside
 // [2^-60, DBL_MAX] (inf, NaN, or tiny) when a square overflowed or underflowed float32, in which case the
 // caller sums again in double.
-inline double sum_squares_blocked(const float* x, size_t n) {
+template <typename T>
+double sum_squares_blocked(const T* x, size_t n) {
   using F = Vec<float>;
   using D = Vec<double>;
   constexpr size_t N = F::N, kBlock = 8 * 4 * N;
@@ -121,13 +197,11 @@ inline double sum_squares_blocked(const float* x, size_t n) {
 
 template <typename T>
 double sum_squares_row(const T* x, size_t n) {
-  return sum_squares(x, n);
-}
-template <>
-double sum_squares_row<float>(const float* x, size_t n) {
-  const double ss = sum_squares_blocked(x, n);
-  if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
-  return sum_squares(x, n);  // a square left float32's range (or the row is zero, inf or NaN): exact path
+  if constexpr (std::is_same<Compute<T>, float>::value) {
+    const double ss = sum_squares_blocked(x, n);
+    if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
+  }
+  return sum_squares(x, n);  // float64, or a square left float32's range (or the row is 0, inf, NaN)
 }
 
 // rstd for a row whose sum of squares over its first k values is ss (as sum_squares_row computes it).
@@ -136,18 +210,18 @@ RowScale rms_scale_from_sum(const T* x, size_t k, double eps, double ss) {
   const double kd = static_cast<double>(k);
   if (ss >= kSafeSumMin && ss <= kDblMax) return {1.0 / __builtin_sqrt(ss / kd + eps), 0};
   if (ss != ss) return {ss, 0};  // NaN in the row: NaN out, as the reference does.
-  // Every float32 square is a positive double: a zero sum means an all-zero row (padding is common; keep it fast).
-  if (sizeof(T) == sizeof(float) && ss == 0.0) return {1.0 / __builtin_sqrt(eps), 0};
+  // Every float32 or half square is a positive double: a zero sum means an all-zero row (padding is common).
+  if (!std::is_same<T, double>::value && ss == 0.0) return {1.0 / __builtin_sqrt(eps), 0};
 
   // Overflowed, underflowed, or all zero: find the largest magnitude.
   double m = 0.0;
-  for (size_t i = 0; i < k; ++i) m = max_mag(m, __builtin_fabs(static_cast<double>(x[i])));
+  for (size_t i = 0; i < k; ++i) m = max_mag(m, __builtin_fabs(to_double(x[i])));
   if (m == 0.0 || m > kDblMax) return {1.0 / __builtin_sqrt(ss / kd + eps), 0};  // zeros, or a true inf
 
   const int e = __builtin_ilogb(m);
   ss = 0.0;
   for (size_t i = 0; i < k; ++i) {
-    const double v = scale2(static_cast<double>(x[i]), -e);
+    const double v = scale2(to_double(x[i]), -e);
     ss += v * v;
   }
   // mean + eps = (ss/k + eps * 4^-e) * 4^e. When eps * 4^-e overflows, eps dominates the tiny mean outright.
@@ -161,8 +235,8 @@ RowScale rms_row_scale(const T* x, size_t k, double eps) {
   return rms_scale_from_sum(x, k, eps, sum_squares_row(x, k));
 }
 
-// Is multiplying by rstd = r * 2^-e in the storage type exact-range for this row?
-template <typename T>
+// Is multiplying by rstd = r * 2^-e in the compute type exact-range for this row?
+template <typename C>
 bool fast_scale(const RowScale& s, double rstd);
 template <>
 bool fast_scale<float>(const RowScale&, double rstd) {
@@ -173,12 +247,19 @@ bool fast_scale<double>(const RowScale& s, double rstd) {
   return s.e == 0 && rstd >= kDblMin && rstd <= kDblMax;
 }
 
-// The output pass of one row, vectorized: y = ((x - center) * rstd) * (offset + w) + b. kCenter (LayerNorm)
-// subtracts the mean given as hi + lo in the storage type, so a float32 row whose |mean| dwarfs its spread
-// loses nothing to the rounding of the mean; kWeight/kBias select the affine terms at compile time.
-template <typename T, bool kCenter, bool kWeight, bool kBias>
-void scale_row(const T* x, T* y, const T* w, const T* b, T center_hi, T center_lo, T rstd, T offset, size_t n) {
-  using V = Vec<T>;
+// What a forward kernel instantiation writes: which affine terms, and castMode 'llama' (round x * rstd to
+// the storage type before the weight, as Hugging Face's Llama/Granite RMSNorm does).
+enum Term : unsigned { kWeightTerm = 1, kBiasTerm = 2, kLlamaTerm = 4 };
+
+// The output pass of one row, vectorized in the compute type C: y = ((x - center) * rstd) * (offset + w) + b.
+// kCenter (LayerNorm) subtracts the mean given as hi + lo, so a float32 row whose |mean| dwarfs its spread
+// loses nothing to the rounding of the mean. With (kT & kLlamaTerm), x * rstd is rounded to the storage type first and
+// the affine step is a plain multiply and add (no fused rounding), to match that rule bit for bit.
+template <typename T, typename W, bool kCenter, unsigned kT>
+void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo,
+               Compute<T> rstd, Compute<T> offset, size_t n) {
+  using C = Compute<T>;
+  using V = Vec<C>;
   constexpr size_t N = V::N;
   const auto vr = V::set1(rstd);
   const auto vo = V::set1(offset);
@@ -187,15 +268,17 @@ void scale_row(const T* x, T* y, const T* w, const T* b, T center_hi, T center_l
   auto one = [&](typename V::R xv, size_t i, bool full, size_t m) {
     if (kCenter) xv = V::sub(V::sub(xv, vch), vcl);
     auto v = V::mul(xv, vr);
-    if (kWeight) {
-      const auto wv = V::add(full ? V::load(w + i) : V::loadn(w + i, m), vo);
-      if (kBias) {
-        v = V::fma(v, wv, full ? V::load(b + i) : V::loadn(b + i, m));
+    if ((kT & kLlamaTerm)) v = round_storage<T>(v);
+    if ((kT & kWeightTerm)) {
+      const auto wv = V::add(load_v<C>(w, i, full, m), vo);
+      if ((kT & kBiasTerm) && !(kT & kLlamaTerm)) {
+        v = V::fma(v, wv, load_v<C>(b, i, full, m));
       } else {
         v = V::mul(v, wv);
+        if ((kT & kBiasTerm)) v = V::add(v, load_v<C>(b, i, full, m));
       }
-    } else if (kBias) {
-      v = V::add(v, full ? V::load(b + i) : V::loadn(b + i, m));
+    } else if ((kT & kBiasTerm)) {
+      v = V::add(v, load_v<C>(b, i, full, m));
     }
     return v;
   };
@@ -210,44 +293,45 @@ void scale_row(const T* x, T* y, const T* w, const T* b, T center_hi, T center_l
   if (i < n) V::storen(y + i, one(V::loadn(x + i, n - i), i, false, n - i), n - i);
 }
 
-// The same row in double, one element at a time, for rows whose rstd is outside the storage type's normal
+// The same row in double, one element at a time, for rows whose rstd is outside the compute type's normal
 // range or that were rescaled: y = ((x - center) * 2^-e) * r * (offset + w) + b.
-template <typename T, bool kWeight, bool kBias>
-void scale_row_exact(const T* x, T* y, const T* w, const T* b, double center, const RowScale& s, double offset,
+template <typename T, typename W, unsigned kT>
+void scale_row_exact(const T* x, T* y, const W* w, const W* b, double center, const RowScale& s, double offset,
                      size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    double v = scale2(static_cast<double>(x[i]) - center, -s.e) * s.r;
-    if (kWeight) v *= offset + static_cast<double>(w[i]);
-    if (kBias) v += static_cast<double>(b[i]);
-    y[i] = static_cast<T>(v);
+    double v = scale2(to_double(x[i]) - center, -s.e) * s.r;
+    if ((kT & kLlamaTerm)) v = to_double(from_double<T>(v));
+    if ((kT & kWeightTerm)) v *= offset + to_double(w[i]);
+    if ((kT & kBiasTerm)) v += to_double(b[i]);
+    y[i] = from_double<T>(v);
   }
 }
 
 // Writes one normalized row given its statistics, by the vector path when rstd is a normal number of the
-// storage type, else by the exact path.
-template <typename T, bool kCenter, bool kWeight, bool kBias>
-void write_row(const NormArgs<T>& a, const T* x, T* y, double center, const RowScale& s, double rstd) {
-  if (fast_scale<T>(s, rstd)) {
-    const T hi = static_cast<T>(center);
-    const T lo = static_cast<T>(center - static_cast<double>(hi));
-    scale_row<T, kCenter, kWeight, kBias>(x, y, a.weight, a.bias, hi, lo, static_cast<T>(rstd), static_cast<T>(a.offset),
-                                          a.dim);
+// compute type, else by the exact path.
+template <typename T, typename W, bool kCenter, unsigned kT>
+void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, const RowScale& s, double rstd) {
+  using C = Compute<T>;
+  if (fast_scale<C>(s, rstd)) {
+    const C hi = static_cast<C>(center);
+    const C lo = static_cast<C>(center - static_cast<double>(hi));
+    scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim);
   } else {
-    scale_row_exact<T, kWeight, kBias>(x, y, a.weight, a.bias, center, s, a.offset, a.dim);
+    scale_row_exact<T, W, kT>(x, y, a.weight, a.bias, center, s, a.offset, a.dim);
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // RMSNorm forward
 
-template <typename T, bool kWeight, bool kBias>
-void rms_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
+template <typename T, typename W, unsigned kT>
+void rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
     const T* x = a.x + r * a.dim;
     const RowScale s = rms_row_scale(x, a.k, a.eps);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
-    if (a.rstd) a.rstd[r] = static_cast<T>(rstd);
-    write_row<T, false, kWeight, kBias>(a, x, a.y + r * a.dim, 0.0, s, rstd);
+    if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
+    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, s, rstd);
   }
 }
 
@@ -255,60 +339,59 @@ void rms_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
 // Fused residual add + RMSNorm: residual += x (rounded to T), then y = rmsNorm(residual). The first pass adds,
 // stores the new residual and sums its squares; the second scales the row, which is still in cache.
 
-// residual[i] += x[i] over one row, returning the sum of squares of the new values like sum_squares_row.
+// residual[i] += x[i] over one row, returning the sum of squares of the new (rounded) values like
+// sum_squares_row: float32 blocks for float32 and half data, double for float64.
 template <typename T>
 double add_rows_sum_squares(const T* x, T* res, size_t n) {
-  using V = Vec<T>;
-  constexpr size_t N = V::N;
-  size_t i = 0;
-  for (; i + N <= n; i += N) V::store(res + i, V::add(V::load(res + i), V::load(x + i)));
-  if (i < n) V::storen(res + i, V::add(V::loadn(res + i, n - i), V::loadn(x + i, n - i)), n - i);
-  return sum_squares_row(static_cast<const T*>(res), n);
-}
-
-template <>
-double add_rows_sum_squares<float>(const float* x, float* res, size_t n) {
-  // The same blocked float32 accumulation as sum_squares_blocked, fused with the add.
-  using F = Vec<float>;
-  using D = Vec<double>;
-  constexpr size_t N = F::N, kBlock = 8 * 2 * N;
-  typename D::R total = D::zero();
-  size_t i = 0;
-  while (i < n) {
-    const size_t end = n - i > kBlock ? i + kBlock : n;
-    typename F::R a0 = F::zero(), a1 = F::zero();
-    for (; i + 2 * N <= end; i += 2 * N) {
-      const auto v0 = F::add(F::load(res + i), F::load(x + i));
-      const auto v1 = F::add(F::load(res + i + N), F::load(x + i + N));
-      F::store(res + i, v0);
-      F::store(res + i + N, v1);
-      a0 = F::fma(v0, v0, a0);
-      a1 = F::fma(v1, v1, a1);
+  if constexpr (std::is_same<T, double>::value) {
+    using V = Vec<double>;
+    constexpr size_t N = V::N;
+    size_t i = 0;
+    for (; i + N <= n; i += N) V::store(res + i, V::add(V::load(res + i), V::load(x + i)));
+    if (i < n) V::storen(res + i, V::add(V::loadn(res + i, n - i), V::loadn(x + i, n - i)), n - i);
+    return sum_squares(static_cast<const T*>(res), n);
+  } else {
+    using F = Vec<float>;
+    using D = Vec<double>;
+    constexpr size_t N = F::N, kBlock = 8 * 2 * N;
+    typename D::R total = D::zero();
+    size_t i = 0;
+    while (i < n) {
+      const size_t end = n - i > kBlock ? i + kBlock : n;
+      typename F::R a0 = F::zero(), a1 = F::zero();
+      for (; i + 2 * N <= end; i += 2 * N) {
+        const auto v0 = round_storage<T>(F::add(F::load(res + i), F::load(x + i)));
+        const auto v1 = round_storage<T>(F::add(F::load(res + i + N), F::load(x + i + N)));
+        F::store(res + i, v0);
+        F::store(res + i + N, v1);
+        a0 = F::fma(v0, v0, a0);
+        a1 = F::fma(v1, v1, a1);
+      }
+      for (; i + N <= end; i += N) {
+        const auto v = round_storage<T>(F::add(F::load(res + i), F::load(x + i)));
+        F::store(res + i, v);
+        a0 = F::fma(v, v, a0);
+      }
+      if (i < end) {
+        const size_t m = end - i;
+        const auto v = round_storage<T>(F::add(F::loadn(res + i, m), F::loadn(x + i, m)));
+        F::storen(res + i, v, m);
+        a1 = F::fma(v, v, a1);
+        i = end;
+      }
+      alignas(64) float lanes[2 * N];
+      F::store(lanes, a0);
+      F::store(lanes + N, a1);
+      for (size_t j = 0; j < 2 * N; j += D::N) total = D::add(total, D::load(lanes + j));
     }
-    for (; i + N <= end; i += N) {
-      const auto v = F::add(F::load(res + i), F::load(x + i));
-      F::store(res + i, v);
-      a0 = F::fma(v, v, a0);
-    }
-    if (i < end) {
-      const size_t m = end - i;
-      const auto v = F::add(F::loadn(res + i, m), F::loadn(x + i, m));
-      F::storen(res + i, v, m);
-      a1 = F::fma(v, v, a1);
-      i = end;
-    }
-    alignas(64) float lanes[2 * N];
-    F::store(lanes, a0);
-    F::store(lanes + N, a1);
-    for (size_t j = 0; j < 2 * N; j += D::N) total = D::add(total, D::load(lanes + j));
+    const double ss = D::sum(total);
+    if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
+    return sum_squares(static_cast<const T*>(res), n);
   }
-  const double ss = D::sum(total);
-  if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
-  return sum_squares(static_cast<const float*>(res), n);
 }
 
-template <typename T, bool kWeight, bool kBias>
-void add_rms_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
+template <typename T, typename W, unsigned kT>
+void add_rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
     T* res = a.residual + r * a.dim;
     const double full = add_rows_sum_squares(a.x + r * a.dim, res, a.dim);
@@ -316,8 +399,8 @@ void add_rms_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
     const double ss = a.k == a.dim ? full : sum_squares_row(static_cast<const T*>(res), a.k);
     const RowScale s = rms_scale_from_sum(static_cast<const T*>(res), a.k, a.eps, ss);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
-    if (a.rstd) a.rstd[r] = static_cast<T>(rstd);
-    write_row<T, false, kWeight, kBias>(a, res, a.y + r * a.dim, 0.0, s, rstd);
+    if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
+    write_row<T, W, false, kT>(a, res, a.y + r * a.dim, 0.0, s, rstd);
   }
 }
 
@@ -339,13 +422,13 @@ double row_sum(const T* x, size_t n) {
   typename D::R a0 = D::zero(), a1 = D::zero(), a2 = D::zero(), a3 = D::zero();
   size_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = D::add(a0, D::load(x + i));
-    a1 = D::add(a1, D::load(x + i + N));
-    a2 = D::add(a2, D::load(x + i + 2 * N));
-    a3 = D::add(a3, D::load(x + i + 3 * N));
+    a0 = D::add(a0, dload(x + i));
+    a1 = D::add(a1, dload(x + i + N));
+    a2 = D::add(a2, dload(x + i + 2 * N));
+    a3 = D::add(a3, dload(x + i + 3 * N));
   }
-  for (; i + N <= n; i += N) a0 = D::add(a0, D::load(x + i));
-  if (i < n) a1 = D::add(a1, D::loadn(x + i, n - i));
+  for (; i + N <= n; i += N) a0 = D::add(a0, dload(x + i));
+  if (i < n) a1 = D::add(a1, dloadn(x + i, n - i));
   return D::sum(D::add(D::add(a0, a1), D::add(a2, a3)));
 }
 
@@ -358,14 +441,14 @@ void centered_sums(const T* x, size_t n, double c, double* sq, double* lin) {
   typename D::R s0 = D::zero(), s1 = D::zero(), l0 = D::zero(), l1 = D::zero();
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    const auto d0 = D::sub(D::load(x + i), vc), d1 = D::sub(D::load(x + i + N), vc);
+    const auto d0 = D::sub(dload(x + i), vc), d1 = D::sub(dload(x + i + N), vc);
     s0 = D::fma(d0, d0, s0);
     s1 = D::fma(d1, d1, s1);
     l0 = D::add(l0, d0);
     l1 = D::add(l1, d1);
   }
   for (; i + N <= n; i += N) {
-    const auto d = D::sub(D::load(x + i), vc);
+    const auto d = D::sub(dload(x + i), vc);
     s0 = D::fma(d, d, s0);
     l0 = D::add(l0, d);
   }
@@ -373,7 +456,7 @@ void centered_sums(const T* x, size_t n, double c, double* sq, double* lin) {
     const size_t m = n - i;
     // Lanes past m load as 0; subtracting c there would add c^2 terms, so mask them back to zero.
     double t[N];
-    D::store(t, D::sub(D::loadn(x + i, m), vc));
+    D::store(t, D::sub(dloadn(x + i, m), vc));
     for (size_t j = m; j < N; ++j) t[j] = 0.0;
     const auto d = D::load(t);
     s1 = D::fma(d, d, s1);
@@ -389,9 +472,10 @@ RowMoments ln_row_moments(const T* x, size_t n, double eps) {
   const double mean = row_sum(x, n) / nd;
   double sq, lin;
   centered_sums(x, n, mean, &sq, &lin);
-  // For float32 data a zero sq means a constant row (the smallest nonzero deviation squared is 2^-298); for
-  // float64 it may be deviations whose squares underflowed, which the rescaled path below tells apart.
-  const bool in_range = mean - mean == 0.0 && sq <= kDblMax && (sq >= kSafeSumMin || (sq == 0.0 && sizeof(T) == 4));
+  // For float32 or half data a zero sq means a constant row (the smallest nonzero deviation squared is
+  // 2^-298); for float64 it may be deviations whose squares underflowed, which the rescaled path tells apart.
+  const bool in_range =
+      mean - mean == 0.0 && sq <= kDblMax && (sq >= kSafeSumMin || (sq == 0.0 && !std::is_same<T, double>::value));
   if (in_range || sq != sq) {
     // A constant row: var 0, rstd 1/sqrt(eps) (inf for eps 0, then 0 * inf = NaN, as PyTorch).
     const double var = (sq - lin * lin / nd) / nd;
@@ -399,15 +483,15 @@ RowMoments ln_row_moments(const T* x, size_t n, double eps) {
   }
   // float64 only: a sum overflowed or the deviations' squares underflowed. Scale by the largest magnitude.
   double m = 0.0;
-  for (size_t i = 0; i < n; ++i) m = max_mag(m, __builtin_fabs(static_cast<double>(x[i])));
+  for (size_t i = 0; i < n; ++i) m = max_mag(m, __builtin_fabs(to_double(x[i])));
   if (m > kDblMax || m == 0.0) return {mean, {1.0 / __builtin_sqrt(eps), 0}};  // inf/NaN data: NaN out
   const int e = __builtin_ilogb(m);
   double sum = 0.0;
-  for (size_t i = 0; i < n; ++i) sum += scale2(static_cast<double>(x[i]), -e);
+  for (size_t i = 0; i < n; ++i) sum += scale2(to_double(x[i]), -e);
   const double mean_s = sum / nd;
   double sq_s = 0.0, lin_s = 0.0;
   for (size_t i = 0; i < n; ++i) {
-    const double d = scale2(static_cast<double>(x[i]), -e) - mean_s;
+    const double d = scale2(to_double(x[i]), -e) - mean_s;
     sq_s += d * d;
     lin_s += d;
   }
@@ -418,15 +502,15 @@ RowMoments ln_row_moments(const T* x, size_t n, double eps) {
   return {mean_out, {1.0 / __builtin_sqrt((var_s > 0.0 ? var_s : 0.0) + t), e}};
 }
 
-template <typename T, bool kWeight, bool kBias>
-void layer_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
+template <typename T, typename W, unsigned kT>
+void layer_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
     const T* x = a.x + r * a.dim;
     const RowMoments mo = ln_row_moments(x, a.dim, a.eps);
     const double rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
-    if (a.rstd) a.rstd[r] = static_cast<T>(rstd);
-    if (a.mean) a.mean[r] = static_cast<T>(mo.mean);
-    write_row<T, true, kWeight, kBias>(a, x, a.y + r * a.dim, mo.mean, mo.s, rstd);
+    if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
+    if (a.mean) a.mean[r] = static_cast<Compute<T>>(mo.mean);
+    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.s, rstd);
   }
 }
 
@@ -442,7 +526,7 @@ void layer_norm_rows_impl(const NormArgs<T>& a, size_t r0, size_t r1) {
 
 template <typename T>
 inline typename Vec<double>::R load_d(const T* p, size_t i, bool full, size_t m) {
-  return full ? Vec<double>::load(p + i) : Vec<double>::loadn(p + i, m);
+  return full ? dload(p + i) : dloadn(p + i, m);
 }
 
 template <typename T>
@@ -499,18 +583,19 @@ inline void add_group_grads(double* dw, double* db, bool first, size_t i, size_t
   }
 }
 
-// Runs body(i, full, m) over [0, n) in steps of Vec<T>::N, the last step partial.
+// Runs body(i, full, m) over [0, n) in steps of the compute type's lanes, the last step partial.
 template <typename T, typename Body>
 inline void for_each_block(size_t n, Body body) {
-  constexpr size_t N = Vec<T>::N;
+  constexpr size_t N = Vec<Compute<T>>::N;
   size_t i = 0;
   for (; i + N <= n; i += N) body(i, true, N);
   if (i < n) body(i, false, n - i);
 }
 
+// A vector of T's compute type loaded from T data.
 template <typename T>
-inline typename Vec<T>::R load_t(const T* p, size_t i, bool full, size_t m) {
-  return full ? Vec<T>::load(p + i) : Vec<T>::loadn(p + i, m);
+inline typename Vec<Compute<T>>::R load_t(const T* p, size_t i, bool full, size_t m) {
+  return load_v<Compute<T>>(p, i, full, m);
 }
 
 // Row reductions of the backward passes: K sums accumulated in the storage type over blocks of at most 8
@@ -518,7 +603,8 @@ inline typename Vec<T>::R load_t(const T* p, size_t i, bool full, size_t m) {
 // added there. body(i, full, m, acc) adds the terms of columns [i, i+m) into acc[0..K).
 template <typename T, size_t K, typename Body>
 void blocked_row_sums(size_t n, double* out, Body body) {
-  using V = Vec<T>;
+  using C = Compute<T>;
+  using V = Vec<C>;
   using D = Vec<double>;
   constexpr size_t N = V::N, kBlock = 8 * N;
   typename D::R total[K];
@@ -530,7 +616,7 @@ void blocked_row_sums(size_t n, double* out, Body body) {
     size_t i = start;
     for (; i + N <= end; i += N) body(i, true, N, acc);
     if (i < end) body(i, false, end - i, acc);
-    alignas(64) T lanes[N];
+    alignas(64) C lanes[N];
     for (size_t t = 0; t < K; ++t) {
       V::store(lanes, acc[t]);
       for (size_t j = 0; j < N; j += D::N) total[t] = D::add(total[t], D::load(lanes + j));
@@ -540,20 +626,21 @@ void blocked_row_sums(size_t n, double* out, Body body) {
 }
 
 // Per-row scalars of the RMSNorm backward: rstd, and c = rstd^3 / k * sum_i g[i] x[i].
-template <typename T>
-void rms_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* rstd_out, double* c_out) {
+template <typename T, typename W>
+void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* rstd_out, double* c_out) {
   const size_t n = a.dim;
   const T* x = a.x + r * n;
   const T* dy = a.dy + r * n;
   // Every output depends on rstd, so the dot product runs over the whole row. Without a saved rstd and with
   // the statistic over the whole row (k == n), the sum of squares comes from the same pass: RMSNorm's
   // backward then reads each row once before its column pass, where LayerNorm's needs its mean first.
-  using V = Vec<T>;
-  const auto vo = V::set1(static_cast<T>(a.offset));
+  using C = Compute<T>;
+  using V = Vec<C>;
+  const auto vo = V::set1(static_cast<C>(a.offset));
   const bool fuse = !a.rstd && a.k == n;
   double sums[2] = {0.0, 0.0};  // sum g x, sum x^2
   auto dot_body = [&](size_t i, bool full, size_t m, typename V::R* acc) {
-    const auto wv = a.weight ? V::add(load_t(a.weight, i, full, m), vo) : V::set1(T(1));
+    const auto wv = a.weight ? V::add(load_v<C>(a.weight, i, full, m), vo) : V::set1(C(1));
     const auto xv = load_t(x, i, full, m);
     acc[0] = V::fma(V::mul(load_t(dy, i, full, m), wv), xv, acc[0]);
     if (fuse) acc[1] = V::fma(xv, xv, acc[1]);
@@ -571,7 +658,7 @@ void rms_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* r
     // The fused float32 sum is usable where the forward pass's blocked sum is (sum_squares_row); anywhere
     // else, and for k < n, the forward's own path computes it.
     double ss = sums[1];
-    const bool usable = fuse && (sizeof(T) == sizeof(double) || (ss >= 0x1p-60 && ss <= kDblMax));
+    const bool usable = fuse && (std::is_same<T, double>::value || (ss >= 0x1p-60 && ss <= kDblMax));
     if (!usable) ss = sum_squares_row(x, a.k);
     const RowScale s = rms_scale_from_sum(x, a.k, a.eps, ss);
     rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
@@ -582,20 +669,21 @@ void rms_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* r
 
 // The column pass runs in the storage type (float32 data in float32 registers): each dx element is two
 // products and a difference of values the scalars pass computed in double.
-template <typename T, size_t G>
-void rms_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw, double* db, bool first) {
-  using V = Vec<T>;
+template <typename T, typename W, size_t G>
+void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first) {
+  using C = Compute<T>;
+  using V = Vec<C>;
   const size_t n = a.dim, k = a.k;
   double rstd[G], c[G];
-  for (size_t g = 0; g < G; ++g) rms_backward_scalars(a, r + g, &rstd[g], &c[g]);
+  for (size_t g = 0; g < G; ++g) rms_backward_scalars<T, W>(a, r + g, &rstd[g], &c[g]);
   typename V::R vr[G], vnc[G];
   for (size_t g = 0; g < G; ++g) {
-    vr[g] = V::set1(static_cast<T>(rstd[g]));
-    vnc[g] = V::set1(static_cast<T>(-c[g]));
+    vr[g] = V::set1(static_cast<C>(rstd[g]));
+    vnc[g] = V::set1(static_cast<C>(-c[g]));
   }
-  const auto vo = V::set1(static_cast<T>(a.offset));
+  const auto vo = V::set1(static_cast<C>(a.offset));
   for_each_block<T>(n, [&](size_t i, bool full, size_t m) {
-    const auto wv = a.weight ? V::add(load_t(a.weight, i, full, m), vo) : V::set1(T(1));
+    const auto wv = a.weight ? V::add(load_v<C>(a.weight, i, full, m), vo) : V::set1(C(1));
     typename V::R sw = V::zero(), sb = V::zero();
 #pragma GCC unroll 4
     for (size_t g = 0; g < G; ++g) {
@@ -610,10 +698,10 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw,
       } else if (i < k) {
         d = V::mul(V::mul(dyv, wv), vr[g]);
         // The block straddles k: only lanes before k carry the statistic's term.
-        alignas(64) T t[V::N], xs[V::N];
+        alignas(64) C t[V::N], xs[V::N];
         V::store(t, d);
         V::store(xs, xv);
-        for (size_t j = 0; j < V::N && i + j < k; ++j) t[j] -= static_cast<T>(c[g]) * xs[j];
+        for (size_t j = 0; j < V::N && i + j < k; ++j) t[j] -= static_cast<C>(c[g]) * xs[j];
         d = V::load(t);
       } else {
         d = V::mul(V::mul(dyv, wv), vr[g]);
@@ -624,15 +712,15 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw,
         V::storen(a.dx + base + i, d, m);
       }
     }
-    add_group_grads<T>(dw, db, first, i, m, sw, sb);
+    add_group_grads<C>(dw, db, first, i, m, sw, sb);
   });
 }
 
 // Without saved statistics: the mean, then one pass for the variance and the two gradient sums together,
 // since sum g * xhat = rstd * sum g * (x - mean). Returns false for rows whose moments need the rescaled path
 // of ln_row_moments (float64 extremes), which the caller then takes.
-template <typename T>
-bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T>& a, size_t r, double* mean_out, double* rstd_out,
+template <typename T, typename W>
+bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* mean_out, double* rstd_out,
                                double* ga, double* gb) {
   using D = Vec<double>;
   const size_t n = a.dim;
@@ -670,8 +758,8 @@ bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T>& a, size_t r, doub
 }
 
 // Per-row scalars of the LayerNorm backward: mean, rstd, mean(g) and mean(g * xhat).
-template <typename T>
-void ln_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* mean_out, double* rstd_out, double* ga,
+template <typename T, typename W>
+void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* mean_out, double* rstd_out, double* ga,
                          double* gb) {
   const size_t n = a.dim;
   const T* x = a.x + r * n;
@@ -680,20 +768,21 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* me
   if (a.rstd && a.mean) {
     mean = static_cast<double>(a.mean[r]);
     rstd = static_cast<double>(a.rstd[r]);
-  } else if (ln_backward_scalars_fused(a, r, mean_out, rstd_out, ga, gb)) {
+  } else if (ln_backward_scalars_fused<T, W>(a, r, mean_out, rstd_out, ga, gb)) {
     return;
   } else {
     const RowMoments mo = ln_row_moments(x, n, a.eps);
     mean = mo.mean;
     rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
   }
-  using V = Vec<T>;
-  const T hi = static_cast<T>(mean);
-  const auto vmh = V::set1(hi), vml = V::set1(static_cast<T>(mean - static_cast<double>(hi)));
-  const auto vr = V::set1(static_cast<T>(rstd));
+  using C = Compute<T>;
+  using V = Vec<C>;
+  const C hi = static_cast<C>(mean);
+  const auto vmh = V::set1(hi), vml = V::set1(static_cast<C>(mean - static_cast<double>(hi)));
+  const auto vr = V::set1(static_cast<C>(rstd));
   double sums[2];
   blocked_row_sums<T, 2>(n, sums, [&](size_t i, bool full, size_t m, typename V::R* acc) {
-    const auto g = V::mul(load_t(dy, i, full, m), a.weight ? load_t(a.weight, i, full, m) : V::set1(T(1)));
+    const auto g = V::mul(load_t(dy, i, full, m), a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1)));
     const auto xhat = V::mul(V::sub(V::sub(load_t(x, i, full, m), vmh), vml), vr);
     // Lanes past m: g is 0 there (dy loads as 0), so they add nothing.
     acc[0] = V::add(acc[0], g);
@@ -705,24 +794,25 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T>& a, size_t r, double* me
   *gb = sums[1] / static_cast<double>(n);
 }
 
-template <typename T, size_t G>
-void ln_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw, double* db, bool first) {
-  using V = Vec<T>;
+template <typename T, typename W, size_t G>
+void ln_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first) {
+  using C = Compute<T>;
+  using V = Vec<C>;
   const size_t n = a.dim;
   double mean[G], rstd[G], ga[G], gb[G];
-  for (size_t g = 0; g < G; ++g) ln_backward_scalars(a, r + g, &mean[g], &rstd[g], &ga[g], &gb[g]);
+  for (size_t g = 0; g < G; ++g) ln_backward_scalars<T, W>(a, r + g, &mean[g], &rstd[g], &ga[g], &gb[g]);
   // The mean as hi + lo in the storage type, as in the forward pass, so x - mean keeps its precision.
   typename V::R vmh[G], vml[G], vr[G], va[G], vnb[G];
   for (size_t g = 0; g < G; ++g) {
-    const T hi = static_cast<T>(mean[g]);
+    const C hi = static_cast<C>(mean[g]);
     vmh[g] = V::set1(hi);
-    vml[g] = V::set1(static_cast<T>(mean[g] - static_cast<double>(hi)));
-    vr[g] = V::set1(static_cast<T>(rstd[g]));
-    va[g] = V::set1(static_cast<T>(ga[g]));
-    vnb[g] = V::set1(static_cast<T>(-gb[g]));
+    vml[g] = V::set1(static_cast<C>(mean[g] - static_cast<double>(hi)));
+    vr[g] = V::set1(static_cast<C>(rstd[g]));
+    va[g] = V::set1(static_cast<C>(ga[g]));
+    vnb[g] = V::set1(static_cast<C>(-gb[g]));
   }
   for_each_block<T>(n, [&](size_t i, bool full, size_t m) {
-    const auto wv = a.weight ? load_t(a.weight, i, full, m) : V::set1(T(1));
+    const auto wv = a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1));
     typename V::R sw = V::zero(), sb = V::zero();
 #pragma GCC unroll 4
     for (size_t g = 0; g < G; ++g) {
@@ -739,71 +829,100 @@ void ln_backward_group(const rmsnorm::BackwardArgs<T>& a, size_t r, double* dw, 
         V::storen(a.dx + base + i, d, m);
       }
     }
-    add_group_grads<T>(dw, db, first, i, m, sw, sb);
+    add_group_grads<C>(dw, db, first, i, m, sw, sb);
   });
 }
 
-template <typename T, void (*Group4)(const rmsnorm::BackwardArgs<T>&, size_t, double*, double*, bool),
-          void (*Group1)(const rmsnorm::BackwardArgs<T>&, size_t, double*, double*, bool)>
-void backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
+template <typename T, typename W, void (*Group4)(const rmsnorm::BackwardArgs<T, W>&, size_t, double*, double*, bool),
+          void (*Group1)(const rmsnorm::BackwardArgs<T, W>&, size_t, double*, double*, bool)>
+void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
   size_t r = r0;
   for (; r + kGroup <= r1; r += kGroup) Group4(a, r, dw, db, r == r0);
   for (; r < r1; ++r) Group1(a, r, dw, db, r == r0);
 }
 
-template <typename T>
-void rms_norm_backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
-  backward_rows<T, &rms_backward_group<T, kGroup>, &rms_backward_group<T, 1>>(a, r0, r1, dw, db);
+template <typename T, typename W>
+void rms_norm_backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
+  backward_rows<T, W, &rms_backward_group<T, W, kGroup>, &rms_backward_group<T, W, 1>>(a, r0, r1, dw, db);
 }
 
-template <typename T>
-void layer_norm_backward_rows(const rmsnorm::BackwardArgs<T>& a, size_t r0, size_t r1, double* dw, double* db) {
-  backward_rows<T, &ln_backward_group<T, kGroup>, &ln_backward_group<T, 1>>(a, r0, r1, dw, db);
+template <typename T, typename W>
+void layer_norm_backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
+  backward_rows<T, W, &ln_backward_group<T, W, kGroup>, &ln_backward_group<T, W, 1>>(a, r0, r1, dw, db);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Dispatch on which affine terms are present, so the inner loops carry no branches.
+// Dispatch on which affine terms are present (and castMode for half types), so the inner loops carry no
+// branches.
 
-template <typename T, template <typename, bool, bool> class Impl>
-void dispatch_affine(const NormArgs<T>& a, size_t r0, size_t r1) {
-  if (a.weight) {
-    if (a.bias) return Impl<T, true, true>::run(a, r0, r1);
-    return Impl<T, true, false>::run(a, r0, r1);
+template <typename T, typename W, template <typename, typename, unsigned> class Impl>
+void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  const unsigned terms = (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
+  switch (terms) {
+    case 0: return Impl<T, W, 0>::run(a, r0, r1);
+    case 1: return Impl<T, W, 1>::run(a, r0, r1);
+    case 2: return Impl<T, W, 2>::run(a, r0, r1);
+    case 3: return Impl<T, W, 3>::run(a, r0, r1);
   }
-  if (a.bias) return Impl<T, false, true>::run(a, r0, r1);
-  return Impl<T, false, false>::run(a, r0, r1);
+  if constexpr (kIsHalf<T>) {
+    switch (terms) {
+      case 4: return Impl<T, W, 4>::run(a, r0, r1);
+      case 5: return Impl<T, W, 5>::run(a, r0, r1);
+      case 6: return Impl<T, W, 6>::run(a, r0, r1);
+      case 7: return Impl<T, W, 7>::run(a, r0, r1);
+    }
+  }
 }
 
-template <typename T, bool W, bool B>
+template <typename T, typename W, unsigned kT>
 struct RmsNormImpl {
-  static void run(const NormArgs<T>& a, size_t r0, size_t r1) { rms_norm_rows_impl<T, W, B>(a, r0, r1); }
+  static void run(const NormArgs<T, W>& a, size_t r0, size_t r1) { rms_norm_rows_impl<T, W, kT>(a, r0, r1); }
 };
-template <typename T, bool W, bool B>
+template <typename T, typename W, unsigned kT>
 struct LayerNormImpl {
-  static void run(const NormArgs<T>& a, size_t r0, size_t r1) { layer_norm_rows_impl<T, W, B>(a, r0, r1); }
+  static void run(const NormArgs<T, W>& a, size_t r0, size_t r1) { layer_norm_rows_impl<T, W, kT>(a, r0, r1); }
 };
-template <typename T, bool W, bool B>
+template <typename T, typename W, unsigned kT>
 struct AddRmsNormImpl {
-  static void run(const NormArgs<T>& a, size_t r0, size_t r1) { add_rms_norm_rows_impl<T, W, B>(a, r0, r1); }
+  static void run(const NormArgs<T, W>& a, size_t r0, size_t r1) { add_rms_norm_rows_impl<T, W, kT>(a, r0, r1); }
 };
 
-template <typename T>
-void rms_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
-  dispatch_affine<T, RmsNormImpl>(a, r0, r1);
+template <typename T, typename W>
+void rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  dispatch_terms<T, W, RmsNormImpl>(a, r0, r1);
 }
-template <typename T>
-void layer_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
-  dispatch_affine<T, LayerNormImpl>(a, r0, r1);
+template <typename T, typename W>
+void layer_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  dispatch_terms<T, W, LayerNormImpl>(a, r0, r1);
 }
-template <typename T>
-void add_rms_norm_rows(const NormArgs<T>& a, size_t r0, size_t r1) {
-  dispatch_affine<T, AddRmsNormImpl>(a, r0, r1);
+template <typename T, typename W>
+void add_rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  dispatch_terms<T, W, AddRmsNormImpl>(a, r0, r1);
 }
 
-template <typename T>
-constexpr rmsnorm::OpTable<T> op_table() {
-  return {&rms_norm_rows<T>, &layer_norm_rows<T>, &add_rms_norm_rows<T>, &rms_norm_backward_rows<T>,
-          &layer_norm_backward_rows<T>};
+template <typename T, typename W>
+constexpr rmsnorm::OpTable<T, W> op_table() {
+  return {&rms_norm_rows<T, W>, &layer_norm_rows<T, W>, &add_rms_norm_rows<T, W>, &rms_norm_backward_rows<T, W>,
+          &layer_norm_backward_rows<T, W>};
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Conversions between float32 arrays and half-precision bits, vectorized.
+
+template <typename H>
+void from_float(const float* src, H* dst, size_t n) {
+  using F = Vec<float>;
+  size_t i = 0;
+  for (; i + F::N <= n; i += F::N) F::store(dst + i, F::load(src + i));
+  if (i < n) F::storen(dst + i, F::loadn(src + i, n - i), n - i);
+}
+
+template <typename H>
+void to_float(const H* src, float* dst, size_t n) {
+  using F = Vec<float>;
+  size_t i = 0;
+  for (; i + F::N <= n; i += F::N) F::store(dst + i, F::load(src + i));
+  if (i < n) F::storen(dst + i, F::loadn(src + i, n - i), n - i);
 }
 
 }  // namespace
@@ -824,6 +943,15 @@ namespace rmsnorm {
 #define RMSNORM_ISA_NAME "scalar"
 #endif
 
-extern const KernelTable RMSNORM_TABLE = {RMSNORM_ISA_NAME, op_table<float>(), op_table<double>()};
+extern const KernelTable RMSNORM_TABLE = {
+    RMSNORM_ISA_NAME,
+    op_table<float, float>(),
+    op_table<double, double>(),
+    op_table<bf16_t, bf16_t>(),
+    op_table<bf16_t, float>(),
+    op_table<f16_t, f16_t>(),
+    op_table<f16_t, float>(),
+    {&from_float<bf16_t>, &to_float<bf16_t>, &from_float<f16_t>, &to_float<f16_t>},
+};
 
 }  // namespace rmsnorm

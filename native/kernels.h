@@ -2,36 +2,64 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace rmsnorm {
 
-// One forward call's arguments. Pointers an op does not use, or the caller did not give, are null. Lengths
-// were checked by the binding: x, y, residual hold rows * dim values; weight and bias dim; rstd and mean rows.
+// Half-precision storage: the bits of a bfloat16 or IEEE float16 value. Arithmetic on them is float32.
+struct bf16_t {
+  uint16_t bits;
+};
+struct f16_t {
+  uint16_t bits;
+};
+
+// The type of statistics (rstd, mean), dweight and dbias for data of type T: T itself for float32 and
+// float64, float32 for the half types.
 template <typename T>
+struct StatOf {
+  using type = T;
+};
+template <>
+struct StatOf<bf16_t> {
+  using type = float;
+};
+template <>
+struct StatOf<f16_t> {
+  using type = float;
+};
+template <typename T>
+using Stat = typename StatOf<T>::type;
+
+// One forward call's arguments. T is the data type (x, y, residual); W the parameter type (weight, bias):
+// T, or float32 for half data. Pointers an op does not use, or the caller did not give, are null. Lengths were
+// checked by the binding: x, y, residual hold rows * dim values; weight and bias dim; rstd and mean rows.
+template <typename T, typename W = T>
 struct NormArgs {
   const T* x = nullptr;
   T* y = nullptr;
-  const T* weight = nullptr;
-  const T* bias = nullptr;
-  T* rstd = nullptr;
-  T* mean = nullptr;      // layerNorm: receives each row's mean
-  T* residual = nullptr;  // addRmsNorm: residual += x, then y = rmsNorm(residual)
+  const W* weight = nullptr;
+  const W* bias = nullptr;
+  Stat<T>* rstd = nullptr;
+  Stat<T>* mean = nullptr;  // layerNorm: receives each row's mean
+  T* residual = nullptr;    // addRmsNorm: residual += x, then y = rmsNorm(residual)
   size_t rows = 0;
   size_t dim = 0;
   size_t k = 0;         // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
   double eps = 1e-5;
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
+  bool llama = false;   // castMode 'llama' (half types): round x * rstd to T before the weight
 };
 
 // One backward call's arguments. rstd (and mean, for LayerNorm) come from the forward pass, or are null and
 // recomputed from x.
-template <typename T>
+template <typename T, typename W = T>
 struct BackwardArgs {
   const T* dy = nullptr;
   const T* x = nullptr;
-  const T* weight = nullptr;
-  const T* rstd = nullptr;
-  const T* mean = nullptr;
+  const W* weight = nullptr;
+  const Stat<T>* rstd = nullptr;
+  const Stat<T>* mean = nullptr;
   T* dx = nullptr;  // may be exactly dy
   size_t rows = 0;
   size_t dim = 0;
@@ -42,29 +70,42 @@ struct BackwardArgs {
 
 // A forward row-range kernel: rows [r0, r1). Rows are independent, so any partition gives bitwise the same
 // result.
-template <typename T>
-using RowKernel = void (*)(const NormArgs<T>& args, size_t r0, size_t r1);
+template <typename T, typename W>
+using RowKernel = void (*)(const NormArgs<T, W>& args, size_t r0, size_t r1);
 
 // A backward row-range kernel: writes dx for rows [r0, r1) (r1 > r0) and those rows' summed contributions to
 // dweight and dbias, in row order, into dw and db (length dim, overwritten; either may be null when not
 // wanted). The caller fixes the row blocks from the shape alone and sums the blocks in order, so the
 // reductions never depend on scheduling.
-template <typename T>
-using BackwardKernel = void (*)(const BackwardArgs<T>& args, size_t r0, size_t r1, double* dw, double* db);
+template <typename T, typename W>
+using BackwardKernel = void (*)(const BackwardArgs<T, W>& args, size_t r0, size_t r1, double* dw, double* db);
 
-template <typename T>
+template <typename T, typename W>
 struct OpTable {
-  RowKernel<T> rms_norm;
-  RowKernel<T> layer_norm;
-  RowKernel<T> add_rms_norm;
-  BackwardKernel<T> rms_norm_backward;
-  BackwardKernel<T> layer_norm_backward;
+  RowKernel<T, W> rms_norm;
+  RowKernel<T, W> layer_norm;
+  RowKernel<T, W> add_rms_norm;
+  BackwardKernel<T, W> rms_norm_backward;
+  BackwardKernel<T, W> layer_norm_backward;
+};
+
+// Array conversions: round to nearest even, NaN stays NaN, overflow to infinity (float16), subnormals kept.
+struct ConvertTable {
+  void (*to_bf16)(const float* src, bf16_t* dst, size_t n);
+  void (*from_bf16)(const bf16_t* src, float* dst, size_t n);
+  void (*to_f16)(const float* src, f16_t* dst, size_t n);
+  void (*from_f16)(const f16_t* src, float* dst, size_t n);
 };
 
 struct KernelTable {
   const char* isa;  // "scalar", "avx2", "avx512", "neon"
-  OpTable<float> f32;
-  OpTable<double> f64;
+  OpTable<float, float> f32;
+  OpTable<double, double> f64;
+  OpTable<bf16_t, bf16_t> bf16;      // bfloat16 data and parameters
+  OpTable<bf16_t, float> bf16_w32;   // bfloat16 data, float32 parameters
+  OpTable<f16_t, f16_t> f16;
+  OpTable<f16_t, float> f16_w32;
+  ConvertTable convert;
 };
 
 // Defined by kernels.cc, compiled once per target with that target's flags.

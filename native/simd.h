@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels.h"
+
 #if defined(RMSNORM_TARGET_AVX512) || defined(RMSNORM_TARGET_AVX2)
 #include <immintrin.h>
 #elif defined(RMSNORM_TARGET_NEON)
@@ -31,6 +33,57 @@
 #endif
 
 namespace {
+
+using rmsnorm::bf16_t;
+using rmsnorm::f16_t;
+
+inline float bits_to_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline uint32_t f32_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// Scalar conversion rules, the reference every vector path matches bit for bit: round to nearest even, NaN
+// stays NaN (quieted), overflow goes to infinity (float16), subnormals are kept.
+inline float bf16_to_f32(uint16_t h) { return bits_to_f32(static_cast<uint32_t>(h) << 16); }
+inline uint16_t f32_to_bf16(float f) {
+  const uint32_t u = f32_to_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN: keep sign, quiet
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  if (exp == 0x1f) return bits_to_f32(sign | 0x7f800000u | (man << 13));  // inf, NaN (payload kept)
+  if (exp != 0) return bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
+  if (man == 0) return bits_to_f32(sign);
+  // Subnormal: man * 2^-24, exact in float32.
+  const float v = static_cast<float>(man) * 5.9604644775390625e-8f;
+  return sign ? -v : v;
+}
+inline uint16_t f32_to_f16(float f) {
+  const uint32_t u = f32_to_bits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN, quiet
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504: infinity
+  if (a >= 0x38800000u) {                                              // normal float16
+    const uint32_t r = a - 0x38000000u;                                // rebias exponent 127 -> 15
+    return static_cast<uint16_t>(sign | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+  }
+  // Subnormal float16 (or zero): round a * 2^24 to an integer, ties to even. a < 2^-14 here, so the product
+  // is exact in float32 and below 2^10.
+  const float scaled = bits_to_f32(a) * 16777216.0f;
+  uint32_t q = static_cast<uint32_t>(scaled);
+  const float rest = scaled - static_cast<float>(q);
+  if (rest > 0.5f || (rest == 0.5f && (q & 1u))) ++q;
+  return static_cast<uint16_t>(sign | q);
+}
 
 template <typename T>
 struct Vec;
@@ -55,6 +108,33 @@ struct Vec<float> {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static float sum(R v) { return _mm512_reduce_add_ps(v); }
+
+  // bfloat16: widen by shifting the bits up; narrow by integer round-to-nearest-even (exact for subnormals,
+  // which the AVX512_BF16 conversion would flush to zero).
+  static R load(const bf16_t* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static R loadn(const bf16_t* p, size_t n) { return widen_bf16(_mm256_maskz_loadu_epi16(mask16(n), p)); }
+  static void store(bf16_t* p, R v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v))); }
+  static void storen(bf16_t* p, R v, size_t n) { _mm256_mask_storeu_epi16(p, mask16(n), _mm512_cvtepi32_epi16(bf16_bits(v))); }
+  static R round_to(const bf16_t*, R v) { return _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(v), 16)); }
+  // float16 through the F16C-style conversions of AVX512F (round to nearest even, IEEE subnormals and NaN).
+  static R load(const f16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static R loadn(const f16_t* p, size_t n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(n), p)); }
+  static void store(f16_t* p, R v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow_f16(v)); }
+  static void storen(f16_t* p, R v, size_t n) { _mm256_mask_storeu_epi16(p, mask16(n), narrow_f16(v)); }
+  static R round_to(const f16_t*, R v) { return _mm512_cvtph_ps(narrow_f16(v)); }
+
+ private:
+  static R widen_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m256i narrow_f16(R v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // The bfloat16 bits of each lane, in the low 16 bits of a 32-bit lane.
+  static __m512i bf16_bits(R v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i hi = _mm512_srli_epi32(u, 16);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_or_epi32(rounded, nan, hi, _mm512_set1_epi32(0x40));
+  }
 };
 
 template <>
@@ -107,6 +187,46 @@ struct Vec<float> {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+
+  // bfloat16 by integer round-to-nearest-even; float16 through F16C. AVX2 has no 16-bit masked moves, so
+  // tails go through a small buffer.
+  static R load(const bf16_t* p) { return widen_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static R loadn(const bf16_t* p, size_t n) { return widen_bf16(load_tail(p, n)); }
+  static void store(bf16_t* p, R v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), pack(bf16_bits(v))); }
+  static void storen(bf16_t* p, R v, size_t n) { store_tail(p, pack(bf16_bits(v)), n); }
+  static R round_to(const bf16_t*, R v) { return _mm256_castsi256_ps(_mm256_slli_epi32(bf16_bits(v), 16)); }
+  static R load(const f16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static R loadn(const f16_t* p, size_t n) { return _mm256_cvtph_ps(load_tail(p, n)); }
+  static void store(f16_t* p, R v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow_f16(v)); }
+  static void storen(f16_t* p, R v, size_t n) { store_tail(p, narrow_f16(v), n); }
+  static R round_to(const f16_t*, R v) { return _mm256_cvtph_ps(narrow_f16(v)); }
+
+ private:
+  template <typename H>
+  static __m128i load_tail(const H* p, size_t n) {
+    uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::memcpy(t, p, n * 2);
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
+  }
+  template <typename H>
+  static void store_tail(H* p, __m128i v, size_t n) {
+    uint16_t t[8];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(t), v);
+    std::memcpy(p, t, n * 2);
+  }
+  static R widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+  static __m128i narrow_f16(R v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static __m128i pack(__m256i lanes) {
+    return _mm_packus_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+  }
+  static __m256i bf16_bits(R v) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i hi = _mm256_srli_epi32(u, 16);
+    const __m256i rounded = _mm256_srli_epi32(
+        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(hi, _mm256_set1_epi32(1)))), 16);
+    const __m256i quiet = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
+    return _mm256_blendv_epi8(rounded, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
   }
 };
 
@@ -164,6 +284,40 @@ struct Vec<float> {
   static R mul(R a, R b) { return vmulq_f32(a, b); }
   static R fma(R a, R b, R c) { return vfmaq_f32(c, a, b); }
   static float sum(R v) { return vaddvq_f32(v); }
+
+  static R load(const bf16_t* p) { return widen_bf16(vld1_u16(reinterpret_cast<const uint16_t*>(p))); }
+  static R loadn(const bf16_t* p, size_t n) { return widen_bf16(load_tail(p, n)); }
+  static void store(bf16_t* p, R v) { vst1_u16(reinterpret_cast<uint16_t*>(p), vmovn_u32(bf16_bits(v))); }
+  static void storen(bf16_t* p, R v, size_t n) { store_tail(p, vmovn_u32(bf16_bits(v)), n); }
+  static R round_to(const bf16_t*, R v) { return vreinterpretq_f32_u32(vshlq_n_u32(bf16_bits(v), 16)); }
+  static R load(const f16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)))); }
+  static R loadn(const f16_t* p, size_t n) { return vcvt_f32_f16(vreinterpret_f16_u16(load_tail(p, n))); }
+  static void store(f16_t* p, R v) { vst1_u16(reinterpret_cast<uint16_t*>(p), vreinterpret_u16_f16(vcvt_f16_f32(v))); }
+  static void storen(f16_t* p, R v, size_t n) { store_tail(p, vreinterpret_u16_f16(vcvt_f16_f32(v)), n); }
+  static R round_to(const f16_t*, R v) { return vcvt_f32_f16(vcvt_f16_f32(v)); }
+
+ private:
+  template <typename H>
+  static uint16x4_t load_tail(const H* p, size_t n) {
+    uint16_t t[4] = {0, 0, 0, 0};
+    std::memcpy(t, p, n * 2);
+    return vld1_u16(t);
+  }
+  template <typename H>
+  static void store_tail(H* p, uint16x4_t v, size_t n) {
+    uint16_t t[4];
+    vst1_u16(t, v);
+    std::memcpy(p, t, n * 2);
+  }
+  static R widen_bf16(uint16x4_t h) { return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); }
+  static uint32x4_t bf16_bits(R v) {
+    const uint32x4_t u = vreinterpretq_u32_f32(v);
+    const uint32x4_t hi = vshrq_n_u32(u, 16);
+    const uint32x4_t rounded = vshrq_n_u32(vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), vandq_u32(hi, vdupq_n_u32(1)))), 16);
+    const uint32x4_t quiet = vorrq_u32(hi, vdupq_n_u32(0x40));
+    const uint32x4_t is_nan = vmvnq_u32(vceqq_f32(v, v));
+    return vbslq_u32(is_nan, quiet, rounded);
+  }
 };
 
 template <>
@@ -226,7 +380,26 @@ struct ScalarVec {
 };
 
 template <>
-struct Vec<float> : ScalarVec<float> {};
+struct Vec<float> : ScalarVec<float> {
+  using ScalarVec<float>::load;
+  using ScalarVec<float>::loadn;
+  using ScalarVec<float>::store;
+  using ScalarVec<float>::storen;
+  static R load(const bf16_t* p) { return bf16_to_f32(p->bits); }
+  static R loadn(const bf16_t* p, size_t n) { return n ? bf16_to_f32(p->bits) : 0.0f; }
+  static void store(bf16_t* p, R v) { p->bits = f32_to_bf16(v); }
+  static void storen(bf16_t* p, R v, size_t n) {
+    if (n) p->bits = f32_to_bf16(v);
+  }
+  static R round_to(const bf16_t*, R v) { return bf16_to_f32(f32_to_bf16(v)); }
+  static R load(const f16_t* p) { return f16_to_f32(p->bits); }
+  static R loadn(const f16_t* p, size_t n) { return n ? f16_to_f32(p->bits) : 0.0f; }
+  static void store(f16_t* p, R v) { p->bits = f32_to_f16(v); }
+  static void storen(f16_t* p, R v, size_t n) {
+    if (n) p->bits = f32_to_f16(v);
+  }
+  static R round_to(const f16_t*, R v) { return f16_to_f32(f32_to_f16(v)); }
+};
 
 template <>
 struct Vec<double> : ScalarVec<double> {
@@ -243,5 +416,20 @@ struct Vec<double> : ScalarVec<double> {
 };
 
 #endif
+
+// Half data widened straight to double (the rare exact paths only), one element at a time.
+template <typename H>
+inline float half_to_f32(H h);
+template <>
+inline float half_to_f32(bf16_t h) { return bf16_to_f32(h.bits); }
+template <>
+inline float half_to_f32(f16_t h) { return f16_to_f32(h.bits); }
+
+template <typename H>
+inline typename Vec<double>::R load_half_as_double(const H* p, size_t n) {
+  float t[Vec<double>::N] = {};
+  for (size_t i = 0; i < n; ++i) t[i] = half_to_f32(p[i]);
+  return Vec<double>::load(t);
+}
 
 }  // namespace
