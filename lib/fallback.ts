@@ -364,7 +364,7 @@ function llamaRow(
 
 export const fallback: Kernels = {
   rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
-    if (dtype === 0) return floatKernels.rmsNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
+    if (!dtype) return floatKernels.rmsNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
     const codec = codecs[dtype]!;
     const xf = decode(x, codec)!;
     const w = decode(weight, codec);
@@ -386,7 +386,7 @@ export const fallback: Kernels = {
   },
 
   layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode) {
-    if (dtype === 0) return floatKernels.layerNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, mean as Arr, rstd as Arr, dim, eps);
+    if (!dtype) return floatKernels.layerNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, mean as Arr, rstd as Arr, dim, eps);
     const codec = codecs[dtype]!;
     const xf = decode(x, codec)!;
     const w = decode(weight, codec);
@@ -405,7 +405,7 @@ export const fallback: Kernels = {
   },
 
   addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
-    if (dtype === 0) {
+    if (!dtype) {
       return floatKernels.addRmsNorm(x as FloatArray, residual as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
     }
     const codec = codecs[dtype]!;
@@ -417,7 +417,7 @@ export const fallback: Kernels = {
   },
 
   rmsNormBackward(dy, x, weight, rstd, dx, dweight, dbias, dim, eps, offset, partial, accumulate, dtype) {
-    if (dtype === 0) {
+    if (!dtype) {
       return floatKernels.rmsNormBackward(dy as FloatArray, x as FloatArray, weight as Arr, rstd as Arr, dx as FloatArray, dweight as Arr, dbias as Arr, dim, eps, offset, partial, accumulate);
     }
     const codec = codecs[dtype]!;
@@ -427,7 +427,7 @@ export const fallback: Kernels = {
   },
 
   layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate, dtype) {
-    if (dtype === 0) {
+    if (!dtype) {
       return floatKernels.layerNormBackward(dy as FloatArray, x as FloatArray, weight as Arr, mean as Arr, rstd as Arr, dx as FloatArray, dweight as Arr, dbias as Arr, dim, eps, accumulate);
     }
     const codec = codecs[dtype]!;
