@@ -240,7 +240,15 @@ export interface CallTypes {
   cast: number;
 }
 
+// The types of a float32 or float64 call with no precision options: shared, so the common call allocates
+// nothing here (only half calls get their own object, as checkParam records their parameter type in it).
+const FLOAT_TYPES: Record<number, Readonly<CallTypes>> = {
+  1: Object.freeze({ data: 1, stat: 1, param: 1, dtype: 0, cast: 0 }),
+  2: Object.freeze({ data: 2, stat: 2, param: 2, dtype: 0, cast: 0 }),
+};
+
 export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallTypes {
+  if (data !== 3 && dtype === undefined && castMode === undefined) return FLOAT_TYPES[data] as CallTypes;
   let code = 0;
   if (data === 3) {
     if (dtype === 'bfloat16') code = 1;
@@ -255,7 +263,7 @@ export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallT
   else if (castMode !== undefined && castMode !== 'fp32') {
     throw invalidValue('options.castMode', `must be 'fp32' or 'llama', received ${describe(castMode)}`);
   }
-  return { data, stat: data === 3 ? 1 : data, param: 0, dtype: code, cast };
+  return { data, stat: data === 3 ? 1 : data, param: data === 3 ? 0 : data, dtype: code, cast };
 }
 
 /** A parameter (weight, bias): x's type, or for half data Float32Array or Uint16Array, the same for all. */

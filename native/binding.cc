@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -436,26 +437,44 @@ void bind_backward(BackwardJob<T, W>& job, rmsnorm::BackwardKernel<T, W> kernel,
   job.accumulate = p.accumulate;
 }
 
-// Storage for one job of an op, so a synchronous call builds it on the stack (no allocation on the hot path).
-template <typename T, typename W>
-struct JobPair {
-  ForwardJob<T, W> forward;
-  BackwardJob<T, W> backward;
-};
+template <typename... Ts>
+constexpr size_t max_sizeof() {
+  size_t m = 0;
+  for (size_t s : {sizeof(Ts)...}) m = s > m ? s : m;
+  return m;
+}
 
-struct AnyJob {
-  JobPair<float, float> f32;
-  JobPair<double, double> f64;
-  JobPair<bf16_t, bf16_t> bf16;
-  JobPair<bf16_t, float> bf16_w32;
-  JobPair<f16_t, f16_t> f16;
-  JobPair<f16_t, float> f16_w32;
+// Room for the one job a call needs, constructed in place: a synchronous call builds it on the stack (no
+// allocation on the hot path) and initializes only that job.
+class AnyJob {
+ public:
+  AnyJob() = default;
+  AnyJob(const AnyJob&) = delete;
+  AnyJob& operator=(const AnyJob&) = delete;
+  ~AnyJob() {
+    if (active) active->~Job();
+  }
+
+  template <typename J>
+  J& emplace() {
+    static_assert(sizeof(J) <= sizeof(storage_), "AnyJob storage too small");
+    J* job = new (storage_) J();
+    active = job;
+    return *job;
+  }
+
   Job* active = nullptr;
+
+ private:
+  alignas(16) unsigned char storage_[max_sizeof<
+      ForwardJob<float, float>, ForwardJob<double, double>, ForwardJob<bf16_t, bf16_t>, ForwardJob<bf16_t, float>,
+      ForwardJob<f16_t, f16_t>, ForwardJob<f16_t, float>, BackwardJob<float, float>, BackwardJob<double, double>,
+      BackwardJob<bf16_t, bf16_t>, BackwardJob<bf16_t, float>, BackwardJob<f16_t, f16_t>, BackwardJob<f16_t, float>>()];
 };
 
 // Binds the checked arguments of `op` to one OpTable's kernel.
 template <typename T, typename W>
-void bind_with(JobPair<T, W>& pair, Job*& active, const OpSpec& op, const rmsnorm::OpTable<T, W>& t, const Parsed& p) {
+void bind_with(AnyJob& job, const OpSpec& op, const rmsnorm::OpTable<T, W>& t, const Parsed& p) {
   const ArrayArg* a = p.a;
   if (&op == &kRmsNorm || &op == &kLayerNorm || &op == &kAddRmsNorm) {
     // Slot positions: rmsNorm (x, weight, bias, out, rstd); layerNorm (x, weight, bias, out, mean, rstd);
@@ -463,30 +482,26 @@ void bind_with(JobPair<T, W>& pair, Job*& active, const OpSpec& op, const rmsnor
     const bool add = &op == &kAddRmsNorm, ln = &op == &kLayerNorm;
     const size_t w = add ? 2 : 1;
     auto kernel = ln ? t.layer_norm : add ? t.add_rms_norm : t.rms_norm;
-    bind_forward(pair.forward, kernel, p, a[0], a[w], a[w + 1], a[w + 2], a[ln || add ? 5 : 4], ln ? &a[4] : nullptr,
-                 add ? &a[1] : nullptr);
-    active = &pair.forward;
+    bind_forward(job.emplace<ForwardJob<T, W>>(), kernel, p, a[0], a[w], a[w + 1], a[w + 2], a[ln || add ? 5 : 4],
+                 ln ? &a[4] : nullptr, add ? &a[1] : nullptr);
     return;
   }
   // rmsNormBackward (dy, x, weight, rstd, dx, dweight, dbias); layerNormBackward (dy, x, weight, mean, rstd,
   // dx, dweight, dbias).
   const bool ln = &op == &kLayerNormBackward;
   const size_t r = ln ? 4 : 3;
-  bind_backward(pair.backward, ln ? t.layer_norm_backward : t.rms_norm_backward, p, a[0], a[1], a[2],
-                ln ? &a[3] : nullptr, a[r], a[r + 1], a[r + 2], a[r + 3]);
-  active = &pair.backward;
+  bind_backward(job.emplace<BackwardJob<T, W>>(), ln ? t.layer_norm_backward : t.rms_norm_backward, p, a[0], a[1],
+                a[2], ln ? &a[3] : nullptr, a[r], a[r + 1], a[r + 2], a[r + 3]);
 }
 
 void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) {
   const bool w32 = p.param == napi_float32_array;
   switch (p.data) {
-    case napi_float64_array: return bind_with(job.f64, job.active, op, t->f64, p);
+    case napi_float64_array: return bind_with(job, op, t->f64, p);
     case napi_uint16_array:
-      if (p.dtype == kBFloat16) {
-        return w32 ? bind_with(job.bf16_w32, job.active, op, t->bf16_w32, p) : bind_with(job.bf16, job.active, op, t->bf16, p);
-      }
-      return w32 ? bind_with(job.f16_w32, job.active, op, t->f16_w32, p) : bind_with(job.f16, job.active, op, t->f16, p);
-    default: return bind_with(job.f32, job.active, op, t->f32, p);
+      if (p.dtype == kBFloat16) return w32 ? bind_with(job, op, t->bf16_w32, p) : bind_with(job, op, t->bf16, p);
+      return w32 ? bind_with(job, op, t->f16_w32, p) : bind_with(job, op, t->f16, p);
+    default: return bind_with(job, op, t->f32, p);
   }
 }
 

@@ -108,6 +108,15 @@ inline typename Vec<C>::R load_v(const P* p, size_t i, bool full, size_t m) {
 template <typename T>
 inline T max_mag(T a, T b) { return a > b ? a : b; }
 
+// Elements before p + head is aligned to a vector of N elements (0 when already aligned, when p is not even
+// element-aligned, or when the row is too short to gain).
+template <typename T>
+inline size_t head_to_align(const T* p, size_t n, size_t N) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (N == 1 || n < 4 * N || a % sizeof(T) != 0) return 0;
+  return (N - (a / sizeof(T)) % N) % N;
+}
+
 // Sum of x[i]^2 for i < n, in double.
 template <typename T>
 double sum_squares(const T* x, size_t n) {
@@ -164,6 +173,7 @@ double sum_squares_blocked(const T* x, size_t n) {
   using D = Vec<double>;
   constexpr size_t N = F::N, kBlock = 8 * 4 * N;
   typename D::R total = D::zero();
+  // No alignment peeling here: the blocks, and so the rounding of the sum, must not depend on the address.
   size_t i = 0;
   while (i < n) {
     const size_t end = n - i > kBlock ? i + kBlock : n;
@@ -282,7 +292,11 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
     }
     return v;
   };
-  size_t i = 0;
+  // A short masked head first, so the main loop's stores are aligned to their width: an unaligned 64-byte
+  // store spans two cache lines, and this pass is bound by its stores. Each element is computed the same way
+  // in the head and the loop, so the split (which depends on the address) never changes a result.
+  size_t i = head_to_align(y, n, N);
+  if (i) V::storen(y, one(V::loadn(x, i), 0, false, i), i);
   for (; i + 2 * N <= n; i += 2 * N) {
     const auto v0 = one(V::load(x + i), i, true, N);
     const auto v1 = one(V::load(x + i + N), i + N, true, N);

@@ -79,3 +79,26 @@ describe.each([
     }
   });
 });
+
+describe('results do not depend on where the arrays sit in memory', () => {
+  it.each([Float32Array, Float64Array] as const)('%s: the same row at 16 different alignments gives the same bits', (T) => {
+    const dim = 1000;
+    const x = randomArray(T, dim, 9);
+    const w = randomArray(T, dim, 10, 0.5, 1.5);
+    const dy = randomArray(T, dim, 11);
+    const at = (offset: number, src: ArrayLike<number>) => {
+      const a = new T(dim + 16).subarray(offset, offset + dim);
+      a.set(src);
+      return a;
+    };
+    const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    const run = (o: number) => [
+      rmsNorm(at(o, x), at(o, w), { out: at(15 - o, new T(dim)) }),
+      layerNorm(at(o, x), at(o, w), null, { out: at(o, new T(dim)) }),
+      addRmsNorm(at(o, x), at(15 - o, dy), at(o, w)),
+      ...Object.values(rmsNormBackward(at(o, dy), at(15 - o, x), at(o, w), { dx: at(o, new T(dim)) })),
+    ].map((a) => bytes(a!));
+    const first = run(0);
+    for (let o = 1; o < 16; o++) run(o).forEach((b, i) => expect(b.equals(first[i]!), `offset ${o}, output ${i}`).toBe(true));
+  });
+});
