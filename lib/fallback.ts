@@ -217,14 +217,15 @@ const floatKernels = {
       }
       let dot = 0;
       for (let i = 0; i < dim; i++) dot += dy[base + i]! * (weight ? offset + weight[i]! : 1) * x[base + i]!;
-      const c = (r * r * r * dot) / k;
+      // dx = rstd * (g - xhat * q), xhat = x * rstd, q = rstd * dot / k: no factor leaves the data's scale.
+      const q = (r * dot) / k;
       for (let i = 0; i < dim; i++) {
         const g = dy[base + i]!;
-        const xi = x[base + i]!;
-        if (dweight) dw[i] = dw[i]! + g * xi * r;
+        const xhat = x[base + i]! * r;
+        if (dweight) dw[i] = dw[i]! + g * xhat;
         if (dbias) db[i] = db[i]! + g;
-        const d = g * (weight ? offset + weight[i]! : 1) * r;
-        dx[base + i] = i < k ? d - c * xi : d;
+        const gw = g * (weight ? offset + weight[i]! : 1);
+        dx[base + i] = r * (i < k ? gw - xhat * q : gw);
       }
     }
     storeGrad(dweight, dw, accumulate);

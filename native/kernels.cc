@@ -639,9 +639,11 @@ void blocked_row_sums(size_t n, double* out, Body body) {
   for (size_t t = 0; t < K; ++t) out[t] = D::sum(total[t]);
 }
 
-// Per-row scalars of the RMSNorm backward: rstd, and c = rstd^3 / k * sum_i g[i] x[i].
+// Per-row scalars of the RMSNorm backward: rstd, and q = rstd / k * sum_i g[i] x[i], so that
+// dx[j] = rstd * (g[j] - [j < k] * xhat[j] * q) with xhat = x * rstd. Written this way every factor stays near
+// the data's own scale: rstd^3 alone underflows float32 for rows of magnitude 1e13 and more.
 template <typename T, typename W>
-void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* rstd_out, double* c_out) {
+void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* rstd_out, double* q_out) {
   const size_t n = a.dim;
   const T* x = a.x + r * n;
   const T* dy = a.dy + r * n;
@@ -678,7 +680,7 @@ void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double
     rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
   }
   *rstd_out = rstd;
-  *c_out = rstd * rstd * rstd * dot / static_cast<double>(a.k);
+  *q_out = rstd * dot / static_cast<double>(a.k);
 }
 
 // The column pass runs in the storage type (float32 data in float32 registers): each dx element is two
@@ -688,12 +690,12 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* 
   using C = Compute<T>;
   using V = Vec<C>;
   const size_t n = a.dim, k = a.k;
-  double rstd[G], c[G];
-  for (size_t g = 0; g < G; ++g) rms_backward_scalars<T, W>(a, r + g, &rstd[g], &c[g]);
-  typename V::R vr[G], vnc[G];
+  double rstd[G], q[G];
+  for (size_t g = 0; g < G; ++g) rms_backward_scalars<T, W>(a, r + g, &rstd[g], &q[g]);
+  typename V::R vr[G], vnq[G];
   for (size_t g = 0; g < G; ++g) {
     vr[g] = V::set1(static_cast<C>(rstd[g]));
-    vnc[g] = V::set1(static_cast<C>(-c[g]));
+    vnq[g] = V::set1(static_cast<C>(-q[g]));
   }
   const auto vo = V::set1(static_cast<C>(a.offset));
   for_each_block<T>(n, [&](size_t i, bool full, size_t m) {
@@ -704,21 +706,22 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* 
       const size_t base = (r + g) * n;
       const auto dyv = load_t(a.dy + base, i, full, m);
       const auto xv = load_t(a.x + base, i, full, m);
-      sw = V::fma(dyv, V::mul(xv, vr[g]), sw);
+      const auto xhat = V::mul(xv, vr[g]);
+      const auto gv = V::mul(dyv, wv);
+      sw = V::fma(dyv, xhat, sw);
       sb = V::add(sb, dyv);
       typename V::R d;
       if (k == n || i + m <= k) {
-        d = V::fma(V::mul(dyv, wv), vr[g], V::mul(vnc[g], xv));  // rstd * g - c * x
+        d = V::mul(vr[g], V::fma(xhat, vnq[g], gv));  // rstd * (g - xhat * q)
       } else if (i < k) {
-        d = V::mul(V::mul(dyv, wv), vr[g]);
         // The block straddles k: only lanes before k carry the statistic's term.
         alignas(64) C t[V::N], xs[V::N];
-        V::store(t, d);
-        V::store(xs, xv);
-        for (size_t j = 0; j < V::N && i + j < k; ++j) t[j] -= static_cast<C>(c[g]) * xs[j];
-        d = V::load(t);
+        V::store(t, gv);
+        V::store(xs, xhat);
+        for (size_t j = 0; j < V::N && i + j < k; ++j) t[j] -= xs[j] * static_cast<C>(q[g]);
+        d = V::mul(vr[g], V::load(t));
       } else {
-        d = V::mul(V::mul(dyv, wv), vr[g]);
+        d = V::mul(vr[g], gv);
       }
       if (full) {
         V::store(a.dx + base + i, d);

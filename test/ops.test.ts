@@ -213,6 +213,21 @@ describe.each(TYPES)('rmsNormBackward %s', (T) => {
   });
 });
 
+describe('rmsNormBackward at extreme magnitudes keeps the statistic term', () => {
+  it.each([1e-30, 1e-10, 1e10, 1e30, 1e37])('float32 rows of magnitude %d', (scale) => {
+    for (const dim of [1, 3, 17, 300]) {
+      const x = randomArray(Float32Array, 2 * dim, dim, -1, 1).map((v) => v * scale);
+      const dy = randomArray(Float32Array, 2 * dim, dim + 1, -1, 1);
+      const w = randomArray(Float32Array, dim, dim + 2, 0.5, 1.5);
+      const g = rmsNormBackward(dy, x, w, { offset: 0.25 });
+      const ref = referenceRmsNormBackward(dy, x, w, { dim, offset: 0.25 });
+      // Relative to the size of dx's terms, rstd * |dy * (offset + w)|.
+      const termScale = maxAbs(dy) * 1.75 * maxAbs(referenceRmsNorm(x, null, { dim }).rstd);
+      expect(maxRelError(g.dx, ref.dx, termScale), `dim ${dim}`).toBeLessThan(1e-6);
+    }
+  });
+});
+
 describe.each(TYPES)('layerNormBackward %s', (T) => {
   it.each([1, 2, 7, 16, 17, 97, 1536, 4097])('dim %i against the analytic float64 gradients', (dim) => {
     const rows = 5;
