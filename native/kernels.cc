@@ -267,7 +267,7 @@ enum Term : unsigned { kWeightTerm = 1, kBiasTerm = 2, kLlamaTerm = 4 };
 // the affine step is a plain multiply and add (no fused rounding), to match that rule bit for bit.
 template <typename T, typename W, bool kCenter, unsigned kT>
 void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo,
-               Compute<T> rstd, Compute<T> offset, size_t n) {
+               Compute<T> rstd, Compute<T> offset, size_t n, bool stream) {
   using C = Compute<T>;
   using V = Vec<C>;
   constexpr size_t N = V::N;
@@ -297,6 +297,14 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
   // in the head and the loop, so the split (which depends on the address) never changes a result.
   size_t i = head_to_align(y, n, N);
   if (i) V::storen(y, one(V::loadn(x, i), 0, false, i), i);
+  if (stream && reinterpret_cast<uintptr_t>(y + i) % (N * sizeof(T)) == 0) {
+    for (; i + 2 * N <= n; i += 2 * N) {
+      const auto v0 = one(V::load(x + i), i, true, N);
+      const auto v1 = one(V::load(x + i + N), i + N, true, N);
+      store_stream<V>(y + i, v0);
+      store_stream<V>(y + i + N, v1);
+    }
+  }
   for (; i + 2 * N <= n; i += 2 * N) {
     const auto v0 = one(V::load(x + i), i, true, N);
     const auto v1 = one(V::load(x + i + N), i + N, true, N);
@@ -329,7 +337,8 @@ void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, const R
   if (fast_scale<C>(s, rstd)) {
     const C hi = static_cast<C>(center);
     const C lo = static_cast<C>(center - static_cast<double>(hi));
-    scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim);
+    scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim,
+                                 a.stream);
   } else {
     scale_row_exact<T, W, kT>(x, y, a.weight, a.bias, center, s, a.offset, a.dim);
   }
@@ -683,6 +692,17 @@ void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double
   *q_out = rstd * dot / static_cast<double>(a.k);
 }
 
+// Stores a block of dx. (Non-temporal stores were measured here and lost: the group's four interleaved dx
+// rows are more write streams than the write-combining buffers keep.)
+template <typename V, typename T, typename W>
+inline void store_dx(const rmsnorm::BackwardArgs<T, W>&, T* p, typename V::R d, bool full, size_t m) {
+  if (full) {
+    V::store(p, d);
+  } else {
+    V::storen(p, d, m);
+  }
+}
+
 // The column pass runs in the storage type (float32 data in float32 registers): each dx element is two
 // products and a difference of values the scalars pass computed in double.
 template <typename T, typename W, size_t G>
@@ -723,11 +743,7 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* 
       } else {
         d = V::mul(vr[g], gv);
       }
-      if (full) {
-        V::store(a.dx + base + i, d);
-      } else {
-        V::storen(a.dx + base + i, d, m);
-      }
+      store_dx<V>(a, a.dx + base + i, d, full, m);
     }
     add_group_grads<C>(dw, db, first, i, m, sw, sb);
   });
@@ -840,11 +856,7 @@ void ln_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* d
       sb = V::add(sb, dyv);
       const auto t = V::fma(xhat, vnb[g], V::sub(V::mul(dyv, wv), va[g]));  // g - mean(g) - xhat * mean(g xhat)
       const auto d = V::mul(vr[g], t);
-      if (full) {
-        V::store(a.dx + base + i, d);
-      } else {
-        V::storen(a.dx + base + i, d, m);
-      }
+      store_dx<V>(a, a.dx + base + i, d, full, m);
     }
     add_group_grads<C>(dw, db, first, i, m, sw, sb);
   });
@@ -907,14 +919,17 @@ struct AddRmsNormImpl {
 template <typename T, typename W>
 void rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   dispatch_terms<T, W, RmsNormImpl>(a, r0, r1);
+  if (a.stream) stream_fence();
 }
 template <typename T, typename W>
 void layer_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   dispatch_terms<T, W, LayerNormImpl>(a, r0, r1);
+  if (a.stream) stream_fence();
 }
 template <typename T, typename W>
 void add_rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   dispatch_terms<T, W, AddRmsNormImpl>(a, r0, r1);
+  if (a.stream) stream_fence();
 }
 
 template <typename T, typename W>

@@ -49,6 +49,7 @@ struct NormArgs {
   double eps = 1e-5;
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
   bool llama = false;   // castMode 'llama' (half types): round x * rstd to T before the weight
+  bool stream = false;  // write y with non-temporal stores (outputs far larger than the caches)
 };
 
 // One backward call's arguments. rstd (and mean, for LayerNorm) come from the forward pass, or are null and

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -103,6 +104,7 @@ struct Vec<float> {
   static R loadn(const float* p, size_t n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
   static void storen(float* p, R v, size_t n) { _mm512_mask_storeu_ps(p, mask16(n), v); }
+  static void stream(float* p, R v) { _mm512_stream_ps(p, v); }  // p aligned to 64 bytes
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
@@ -149,6 +151,7 @@ struct Vec<double> {
   static R loadn(const float* p, size_t n) { return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask8(n), p)); }
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
   static void storen(double* p, R v, size_t n) { _mm512_mask_storeu_pd(p, mask8(n), v); }
+  static void stream(double* p, R v) { _mm512_stream_pd(p, v); }
   static void store(float* p, R v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
   static void storen(float* p, R v, size_t n) { _mm256_mask_storeu_ps(p, mask8(n), _mm512_cvtpd_ps(v)); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
@@ -178,6 +181,7 @@ struct Vec<float> {
   static R loadn(const float* p, size_t n) { return _mm256_maskload_ps(p, mask_epi32(n)); }
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
   static void storen(float* p, R v, size_t n) { _mm256_maskstore_ps(p, mask_epi32(n), v); }
+  static void stream(float* p, R v) { _mm256_stream_ps(p, v); }  // p aligned to 32 bytes
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
@@ -244,6 +248,7 @@ struct Vec<double> {
   }
   static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   static void storen(double* p, R v, size_t n) { _mm256_maskstore_pd(p, mask_epi64(n), v); }
+  static void stream(double* p, R v) { _mm256_stream_pd(p, v); }
   static void store(float* p, R v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
   static void storen(float* p, R v, size_t n) {
     _mm_maskstore_ps(p, _mm256_castsi256_si128(mask_epi32(n)), _mm256_cvtpd_ps(v));
@@ -416,6 +421,29 @@ struct Vec<double> : ScalarVec<double> {
 };
 
 #endif
+
+// Non-temporal stores: written around the caches, for outputs too large to be read back from them soon. Only
+// the x86 float32/float64 paths have them; everything else stores normally. stream_fence() orders them before
+// the call's completion is published to another thread.
+template <typename V, typename P, typename = void>
+struct HasStream : std::false_type {};
+template <typename V, typename P>
+struct HasStream<V, P, decltype(V::stream(static_cast<P*>(nullptr), typename V::R{}))> : std::true_type {};
+
+template <typename V, typename P>
+inline void store_stream(P* p, typename V::R v) {
+  if constexpr (HasStream<V, P>::value) {
+    V::stream(p, v);
+  } else {
+    V::store(p, v);
+  }
+}
+
+inline void stream_fence() {
+#if defined(RMSNORM_TARGET_AVX512) || defined(RMSNORM_TARGET_AVX2)
+  _mm_sfence();
+#endif
+}
 
 // Half data widened straight to double (the rare exact paths only), one element at a time.
 template <typename H>

@@ -102,3 +102,18 @@ describe('results do not depend on where the arrays sit in memory', () => {
     for (let o = 1; o < 16; o++) run(o).forEach((b, i) => expect(b.equals(first[i]!), `offset ${o}, output ${i}`).toBe(true));
   });
 });
+
+describe('large outputs (written with non-temporal stores) match small calls bit for bit', () => {
+  it.each([Float32Array, Float64Array] as const)('%s: 8 MiB and more in one call vs the same rows 64 at a time', (T) => {
+    const dim = 1024;
+    const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
+    const x = randomArray(T, rows * dim, 21);
+    const w = randomArray(T, dim, 22, 0.5, 1.5);
+    const whole = { rms: rmsNorm(x, w), ln: layerNorm(x, w, null) };
+    for (let r = 0; r < rows; r += 64) {
+      const part = x.subarray(r * dim, (r + 64) * dim);
+      expect(Buffer.from(rmsNorm(part, w).buffer).equals(Buffer.from(whole.rms.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength))).toBe(true);
+      expect(Buffer.from(layerNorm(part, w, null).buffer).equals(Buffer.from(whole.ln.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength))).toBe(true);
+    }
+  });
+});
