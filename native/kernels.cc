@@ -32,21 +32,9 @@ constexpr double kDblMin = 2.2250738585072014e-308;
 constexpr double kSafeSumMin = 0x1p-969;
 
 // Storage types and the arithmetic they get: float32 and float64 compute in their own type; bfloat16 and
-// float16 compute in float32 (C), with statistics, dweight and dbias in float32 too.
+// float16 compute in float32, the type kernels.h gives their statistics too.
 template <typename T>
-struct Storage {
-  using C = T;
-};
-template <>
-struct Storage<bf16_t> {
-  using C = float;
-};
-template <>
-struct Storage<f16_t> {
-  using C = float;
-};
-template <typename T>
-using Compute = typename Storage<T>::C;
+using Compute = rmsnorm::Stat<T>;
 template <typename T>
 constexpr bool kIsHalf = std::is_same<T, bf16_t>::value || std::is_same<T, f16_t>::value;
 

@@ -14,7 +14,7 @@ import {
   rmsNormBackward,
   rmsNormBackwardAsync,
 } from '../dist/index.js';
-import { randomArray } from './reference';
+import { randomArray, thrownBy } from './reference';
 import { nativeRequested } from './setup';
 
 const same = (a: ArrayLike<number>, b: ArrayLike<number>) => expect(Array.from(a)).toEqual(Array.from(b));
@@ -65,12 +65,7 @@ describe.each([Float32Array, Float64Array] as const)('%s', (T) => {
       [() => rmsNorm('x' as never, w), () => rmsNormAsync('x' as never, w)],
     ];
     for (const [sync, async] of bad) {
-      let expected: unknown;
-      try {
-        sync();
-      } catch (e) {
-        expected = e;
-      }
+      const expected = thrownBy(() => sync());
       expect(expected).toBeInstanceOf(Error);
       const promise = async();
       expect(promise).toBeInstanceOf(Promise);

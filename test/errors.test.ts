@@ -3,6 +3,7 @@
 // overlap checks itself, with the same messages).
 import { describe, expect, it } from 'vitest';
 import { addRmsNorm, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, RMSNorm, LayerNorm } from '../dist/index.js';
+import { thrownBy } from './reference';
 
 type Case = {
   name: string;
@@ -85,12 +86,7 @@ describe('bad input throws a coded error and writes nothing', () => {
     const out = new Float32Array(rows * dim).fill(7);
     const rstd = new Float32Array(rows).fill(7);
     const xBefore = Array.from(x);
-    let error: unknown;
-    try {
-      c.call(out, rstd);
-    } catch (e) {
-      error = e;
-    }
+    const error = thrownBy(() => c.call(out, rstd));
     expect(error).toBeInstanceOf(c.type);
     expect((error as { code?: string }).code).toBe(c.code);
     expect((error as Error).message).toMatch(c.message);
@@ -100,12 +96,7 @@ describe('bad input throws a coded error and writes nothing', () => {
   });
 
   it.each(overlapCases().map((c) => [c.name, c] as const))('%s', (_, c) => {
-    let error: unknown;
-    try {
-      c.call(new Float32Array(0), new Float32Array(0));
-    } catch (e) {
-      error = e;
-    }
+    const error = thrownBy(() => c.call(new Float32Array(0), new Float32Array(0)));
     expect(error).toBeInstanceOf(c.type);
     expect((error as { code?: string }).code).toBe(c.code);
     expect((error as Error).message).toMatch(c.message);
@@ -127,12 +118,7 @@ describe('bad input throws a coded error and writes nothing', () => {
       () => rmsNorm(x, w, { rstd: detach(new Float32Array(2)) }),
     ];
     for (const attempt of attempts) {
-      let error: unknown;
-      try {
-        attempt();
-      } catch (e) {
-        error = e;
-      }
+      const error = thrownBy(() => attempt());
       expect(error).toBeInstanceOf(TypeError);
       expect((error as { code?: string }).code).toBe('ERR_INVALID_ARG_VALUE');
       expect((error as Error).message).toMatch(/detached ArrayBuffer/);
@@ -195,12 +181,7 @@ describe('the other ops check their arguments the same way', () => {
     ['LayerNorm: dy of another length', () => { const m = new LayerNorm(8); m.forward(x); return m.backward(new Float32Array(8)); }, RangeError, 'ERR_OUT_OF_RANGE', /"dy".*length 16/],
   ];
   it.each(cases)('%s', (_, call, type, code, message) => {
-    let error: unknown;
-    try {
-      call();
-    } catch (e) {
-      error = e;
-    }
+    const error = thrownBy(() => call());
     expect(error).toBeInstanceOf(type);
     expect((error as { code?: string }).code).toBe(code);
     expect((error as Error).message).toMatch(message);

@@ -12,7 +12,7 @@ import {
   toBFloat16,
   toFloat16,
 } from '../dist/index.js';
-import { maxRelError, randomArray, referenceLayerNorm, referenceRmsNorm, referenceRmsNormBackward, rng } from './reference';
+import { maxRelError, randomArray, referenceLayerNorm, referenceRmsNorm, referenceRmsNormBackward, rng, thrownBy } from './reference';
 
 type DType = 'bfloat16' | 'float16';
 
@@ -293,12 +293,7 @@ describe('half-precision argument checks', () => {
     ['out not half', () => rmsNorm(x, null, { dim: 8, dtype: 'float16', out: new Float32Array(8) as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.out".*Uint16Array/],
     ['dweight not float32', () => rmsNormBackward(x, x, null, { dim: 8, dtype: 'bfloat16', dweight: new Uint16Array(8) as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.dweight".*Float32Array/],
   ] as const)('%s', (_, call, type, code, message) => {
-    let error: unknown;
-    try {
-      call();
-    } catch (e) {
-      error = e;
-    }
+    const error = thrownBy(() => call());
     expect(error).toBeInstanceOf(type);
     expect((error as { code: string }).code).toBe(code);
     expect((error as Error).message).toMatch(message);

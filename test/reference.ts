@@ -273,3 +273,13 @@ export function maxRelError(got: ArrayLike<number>, want: ArrayLike<number>, atL
   }
   return scale === 0 ? err : err / scale;
 }
+
+/** The error `call` throws (undefined when it returns). */
+export function thrownBy(call: () => unknown): unknown {
+  try {
+    call();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}

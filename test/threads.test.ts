@@ -10,7 +10,7 @@ import {
   rmsNormBackward,
   setThreads,
 } from '../dist/index.js';
-import { randomArray } from './reference';
+import { randomArray, thrownBy } from './reference';
 import { nativeRequested } from './setup';
 
 afterAll(() => setThreads(availableParallelism()));
@@ -32,12 +32,7 @@ describe('setThreads', () => {
     ['2', TypeError, 'ERR_INVALID_ARG_TYPE'],
     [undefined, TypeError, 'ERR_INVALID_ARG_TYPE'],
   ] as const)('refuses %s', (n, type, code) => {
-    let error: unknown;
-    try {
-      setThreads(n as never);
-    } catch (e) {
-      error = e;
-    }
+    const error = thrownBy(() => setThreads(n as never));
     expect(error).toBeInstanceOf(type);
     expect((error as { code: string }).code).toBe(code);
     expect((error as Error).message).toMatch(/^The "n" argument must /);
