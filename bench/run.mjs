@@ -1,156 +1,449 @@
-// Benchmarks rmsNorm per native instruction set against the pure-TypeScript fallback and a plain copy.
+// Benchmarks every op of rmsnorm per native instruction set against the pure-TypeScript fallback and a plain
+// copy of the same bytes, then prints the project's target figures with PASS/FAIL.
 //
-//   node bench/run.mjs            tables, one per ISA this CPU runs (about 1-2 minutes on 2 cores)
-//   node bench/run.mjs --json     the same results as JSON on stdout
-//   node bench/run.mjs --quick    float32, rows 1 and 2048 only (CI smoke)
-//   --threads N                   threads a native call may use (default 1, like the fallback and the copy)
+//   node bench/run.mjs            full run: every ISA this CPU runs, float32/float64 (+ bfloat16 rmsNorm),
+//                                 Granite shapes, sync/async, 1 thread/all threads; then the Figures
+//   node bench/run.mjs --json     the same results as JSON on stdout (progress goes to stderr)
+//   node bench/run.mjs --quick    float32, 1/64/2048 x 4096 on the best ISA, then the Figures (under a minute)
+//   --threads N                   what "all threads" means (default os.availableParallelism())
 //
-// The kernel ISA is chosen when the addon loads, so this script (the parent) runs itself once per
-// (ISA, dtype) as a child with RMSNORM_ISA set; each child measures native, fallback and copy for every shape
-// in one process, so their ratios share the same machine state. One dtype per child keeps the fallback's
-// JIT-compiled loops monomorphic: its best case, and what an application using one dtype sees.
+// The kernel ISA is chosen when the addon loads, so this script (the parent) runs itself as a child once per
+// (ISA, dtype) with RMSNORM_ISA set. Each child measures, for every shape and op, the native call (public API,
+// `out` and every output buffer preallocated) sync and async on 1 and N threads, the fallback kernel called
+// directly, and `out.set(x)`, taking turns, so their ratios share the same machine state. One dtype per child
+// keeps the fallback's JIT-compiled loops monomorphic: its best case. A child on the default (best) ISA then
+// measures the Figures with larger budgets, and one more compares with onnxruntime-node when it can be
+// resolved (it is not a dependency; see bench/onnx.mjs). bench/README.md describes the method and the output.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Bench } from 'tinybench';
+import { EPS, fill, formatTime, gbps, measureTogether, table, wasmAdder } from './lib.mjs';
+import { findOnnxRuntime, onnxPeer } from './onnx.mjs';
 
 const require = createRequire(import.meta.url);
 const self = fileURLToPath(import.meta.url);
 
-const EPS = 1e-5;
-const DTYPES = { float32: Float32Array, float64: Float64Array };
+const DTYPES = {
+  float32: { Array: Float32Array, bytes: 4, code: 0 },
+  float64: { Array: Float64Array, bytes: 8, code: 0 },
+  bfloat16: { Array: Uint16Array, bytes: 2, code: 1 },
+};
+const OP_NAMES = ['rmsNorm', 'layerNorm', 'addRmsNorm', 'rmsNormBackward', 'layerNormBackward'];
+/** The fallback is measured up to this many elements (2048 x 4096); above, it would dominate the run time. */
+const FALLBACK_MAX = 2048 * 4096;
 
 /** [rows, dim] pairs; dims are IBM Granite-3B-Code (2560) and Granite-8B-Code (4096) hidden sizes. */
 function shapes(quick) {
-  const rows = quick ? [1, 2048] : [1, 64, 2048];
+  if (quick) return [1, 64, 2048].map((r) => [r, 4096]);
   const list = [];
-  for (const dim of [2560, 4096]) for (const r of rows) list.push([r, dim]);
-  // 8192 x 4096 float64 is 256 MiB per array (x and out): the largest that stays comfortable in memory.
-  if (!quick) list.push([8192, 4096]);
+  for (const r of [1, 64, 512, 2048]) list.push([r, 2560]);
+  // 8192 x 4096 only for 4096: float64 x, out, residual, dy and dx are 256 MiB each.
+  for (const r of [1, 64, 512, 2048, 8192]) list.push([r, 4096]);
   return list;
 }
 
-// ---------------------------------------------------------------- child: measure one (ISA, dtype)
+/** Per-task budgets of the sweep (ms and minimum batches per task, split over the rounds). */
+const SWEEP = {
+  full: { rounds: 2, time: 90, iterations: 4, fallbackTime: 60, fallbackIterations: 2 },
+  quick: { rounds: 1, time: 50, iterations: 3, fallbackTime: 40, fallbackIterations: 2 },
+};
+const FIGURES = { full: { rounds: 4, time: 400, iterations: 8 }, quick: { rounds: 2, time: 150, iterations: 4 } };
 
-/** Deterministic pseudo-normal data (mulberry32 + sum of uniforms) so every child sees the same inputs. */
-function fill(array, seed, mean = 0, spread = 1) {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < array.length; i++) array[i] = mean + spread * (uniform() + uniform() + uniform() - 1.5);
-  return array;
-}
+// ---------------------------------------------------------------- child: data and ops
 
-/** Calls of fn per timed batch: enough for a batch to last about 0.1 ms, far above the timer's grain. */
-function batchSize(fn) {
-  // Per-call time: the fastest of ~20 ms of repeated, growing batches, which also warms fn up (lazy
-  // initialization, JIT). A minimum, so that one pause (GC, scheduler) cannot make fn look slow.
-  let calls = 1;
-  let perCall = Infinity;
-  const deadline = performance.now() + 20;
-  do {
-    const start = performance.now();
-    for (let i = 0; i < calls; i++) fn();
-    perCall = Math.min(perCall, (performance.now() - start) / calls);
-    if (calls * perCall < 0.1) calls *= 2;
-  } while (performance.now() < deadline);
-  return Math.max(1, Math.ceil(0.1 / perCall));
-}
-
-/**
- * Latency samples (ms per call) of fn from one tinybench run. A call far below the timer's grain (1 row: well
- * under a microsecond) is timed in batches of `inner` calls, each sample being one batch's mean.
- */
-function sample(fn, inner, { time, iterations, warmup }) {
-  const bench = new Bench({
-    time,
-    iterations,
-    warmup,
-    warmupTime: 100,
-    warmupIterations: 2,
-    retainSamples: true,
-    throws: true,
-  });
-  bench.add(
-    'task',
-    () => {
-      const start = bench.now();
-      for (let i = 0; i < inner; i++) fn();
-      const elapsed = bench.now() - start;
-      return { overriddenDuration: elapsed / inner, overriddenIterationCost: elapsed };
-    },
-    { async: false },
-  );
-  const [task] = bench.runSync();
-  return task.result.latency.samples;
-}
-
-function median(values) {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
-/**
- * Median time per call of each task. The tasks take turns over a few rounds, so a slow spell of this shared
- * machine lands on all of them rather than on one, and the ratios between them stay meaningful.
- */
-function measureTogether(tasks, rounds) {
-  const prepared = Object.entries(tasks).map(([name, t]) => ({ name, ...t, inner: batchSize(t.fn), samples: [] }));
-  for (let round = 0; round < rounds; round++) {
-    for (const t of prepared) {
-      const budget = { time: t.time / rounds, iterations: Math.ceil(t.iterations / rounds), warmup: round === 0 };
-      for (const v of sample(t.fn, t.inner, budget)) t.samples.push(v);
+function loadApi() {
+  // The other engineer may be replacing build/Release/rmsnorm.node while we start: retry a failed load.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return { api: require('../dist/index.js'), fallback: require('../dist/fallback.js').fallback };
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      for (const key of Object.keys(require.cache)) if (key.includes('/dist/')) delete require.cache[key];
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
     }
   }
-  return Object.fromEntries(
-    prepared.map((t) => [t.name, { median: median(t.samples), samples: t.samples.length, batch: t.inner }]),
-  );
 }
 
-function child(dtypeName, quick, threads) {
-  const api = require('../dist/index.js');
-  const { rmsNorm, backend } = api;
-  const { fallback } = require('../dist/fallback.js');
-  api.setThreads?.(threads); // builds without a thread pool always run on one thread
-  const info = backend();
+/** Every array a call of any op on `rows x dim` needs, preallocated; statistics from a forward pass. */
+function makeData(api, dtypeName, rows, dim) {
+  const { Array: A, code } = DTYPES[dtypeName];
+  const n = rows * dim;
+  const seed = rows + dim;
+  const half = dtypeName === 'bfloat16';
+  const make = (len, s, mean = 0, spread = 1) =>
+    half ? api.toBFloat16(fill(new Float32Array(len), s, mean, spread)) : fill(new A(len), s, mean, spread);
+  const Stat = half ? Float32Array : A;
+  const d = {
+    rows, dim, n, code, half,
+    x: make(n, seed),
+    w: make(dim, 7, 1, 0.2),
+    b: make(dim, 8, 0, 0.1),
+    out: new A(n),
+    rstd: new Stat(rows),
+    lnMean: new Stat(rows),
+    lnRstd: new Stat(rows),
+  };
+  const dt = half ? { dtype: dtypeName } : {};
+  d.opts = {
+    rmsNorm: { dim, eps: EPS, out: d.out, ...dt },
+    layerNorm: { dim, eps: EPS, out: d.out, ...dt },
+  };
+  // Forward statistics for the backward passes (the training case: they are saved by the forward call).
+  api.rmsNorm(d.x, d.w, { dim, eps: EPS, out: d.out, rstd: d.rstd, ...dt });
+  if (!half) {
+    d.res = make(n, seed + 1);
+    d.dy = make(n, seed + 2);
+    d.dx = new A(n);
+    d.dw = new A(dim);
+    d.db = new A(dim);
+    api.layerNorm(d.x, d.w, d.b, { dim, eps: EPS, out: d.out, mean: d.lnMean, rstd: d.lnRstd });
+    d.opts.addRmsNorm = { dim, eps: EPS, out: d.out };
+    d.opts.rmsNormBackward = { dim, eps: EPS, rstd: d.rstd, dx: d.dx, dweight: d.dw, dbias: d.db };
+    d.opts.layerNormBackward = { dim, eps: EPS, mean: d.lnMean, rstd: d.lnRstd, dx: d.dx, dweight: d.dw, dbias: d.db };
+  }
+  return d;
+}
+
+/**
+ * The call of each op: native sync, native async (the ...Async twin) and the fallback kernel with the same
+ * arguments, plus the bytes the op must move at least (inputs read once, outputs written once).
+ */
+function ops(api, fallback, d) {
+  const { dim, n } = d;
+  return {
+    rmsNorm: {
+      sync: () => api.rmsNorm(d.x, d.w, d.opts.rmsNorm),
+      async: () => api.rmsNormAsync(d.x, d.w, d.opts.rmsNorm),
+      fallback: () => fallback.rmsNorm(d.x, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0),
+      elements: 2 * n + dim, // x, out, weight
+    },
+    layerNorm: {
+      sync: () => api.layerNorm(d.x, d.w, d.b, d.opts.layerNorm),
+      async: () => api.layerNormAsync(d.x, d.w, d.b, d.opts.layerNorm),
+      fallback: () => fallback.layerNorm(d.x, d.w, d.b, d.out, null, null, dim, EPS, d.code, 0),
+      elements: 2 * n + 2 * dim,
+    },
+    addRmsNorm: {
+      sync: () => api.addRmsNorm(d.x, d.res, d.w, d.opts.addRmsNorm),
+      async: () => api.addRmsNormAsync(d.x, d.res, d.w, d.opts.addRmsNorm),
+      fallback: () => fallback.addRmsNorm(d.x, d.res, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0),
+      elements: 4 * n + dim, // x and residual read, residual and out written
+    },
+    rmsNormBackward: {
+      sync: () => api.rmsNormBackward(d.dy, d.x, d.w, d.opts.rmsNormBackward),
+      async: () => api.rmsNormBackwardAsync(d.dy, d.x, d.w, d.opts.rmsNormBackward),
+      fallback: () => fallback.rmsNormBackward(d.dy, d.x, d.w, d.rstd, d.dx, d.dw, d.db, dim, EPS, 0, 1, false, d.code, 0),
+      elements: 3 * n + 3 * dim, // dy, x read, dx written; weight read, dweight and dbias written
+    },
+    layerNormBackward: {
+      sync: () => api.layerNormBackward(d.dy, d.x, d.w, d.opts.layerNormBackward),
+      async: () => api.layerNormBackwardAsync(d.dy, d.x, d.w, d.opts.layerNormBackward),
+      fallback: () => fallback.layerNormBackward(d.dy, d.x, d.w, d.lnMean, d.lnRstd, d.dx, d.dw, d.db, dim, EPS, false, d.code, 0),
+      elements: 3 * n + 3 * dim,
+    },
+  };
+}
+
+const gc = () => globalThis.gc?.();
+
+// ---------------------------------------------------------------- child: the sweep of one (ISA, dtype)
+
+async function sweepChild(dtypeName, quick, threadsAll) {
+  const { api, fallback } = loadApi();
+  const info = api.backend();
   const requested = process.env.RMSNORM_ISA;
   // An ISA this CPU lacks falls back to a lower one: report it and stop, the parent drops the duplicate.
   if (info.isa !== requested) return { requested, isa: info.isa, results: [] };
-
-  const Float = DTYPES[dtypeName];
+  const budget = quick ? SWEEP.quick : SWEEP.full;
+  const threadSettings = threadsAll > 1 ? [1, threadsAll] : [1];
+  const opNames = dtypeName === 'bfloat16' ? ['rmsNorm'] : OP_NAMES;
+  const { bytes: B } = DTYPES[dtypeName];
   const results = [];
   for (const [rows, dim] of shapes(quick)) {
-    const n = rows * dim;
-    const x = fill(new Float(n), 1 + rows + dim);
-    const weight = fill(new Float(dim), 7, 1, 0.2);
-    const out = new Float(n);
-    const options = { dim, eps: EPS, out };
-    // The fallback is 4-20x slower than native: on the big shapes it gets fewer samples, not more wall time.
-    const big = n >= 2048 * 4096;
-    const time = quick ? 150 : 450;
-    const timings = measureTogether(
-      {
-        native: { fn: () => rmsNorm(x, weight, options), time, iterations: big ? 9 : 30 },
-        fallback: {
-          fn: () => fallback.rmsNorm(x, weight, null, out, null, dim, EPS, 0, 1),
-          time,
-          iterations: big ? 3 : 9,
-        },
-        copy: { fn: () => out.set(x), time, iterations: big ? 9 : 30 },
-      },
-      quick ? 1 : 3,
-    );
-    // Bytes the kernel must move: x read, out written, weight read once.
-    const bytes = (2 * n + dim) * Float.BYTES_PER_ELEMENT;
-    results.push({ rows, dim, dtype: dtypeName, bytes, ...timings });
+    const d = makeData(api, dtypeName, rows, dim);
+    const calls = ops(api, fallback, d);
+    for (const op of opNames) {
+      const c = calls[op];
+      const tasks = {};
+      for (const t of threadSettings) {
+        const setup = () => api.setThreads(t);
+        tasks[`sync${t}`] = { fn: c.sync, setup };
+        tasks[`async${t}`] = { fn: c.async, async: true, setup };
+      }
+      if (d.n <= FALLBACK_MAX) {
+        tasks.fallback = { fn: c.fallback, time: budget.fallbackTime, iterations: budget.fallbackIterations };
+      }
+      tasks.copy = { fn: () => d.out.set(d.x) };
+      const t = await measureTogether(tasks, budget);
+      const time = (k) => t[k]?.median ?? null;
+      results.push({
+        op,
+        dtype: dtypeName,
+        rows,
+        dim,
+        bytes: c.elements * B,
+        copyBytes: 2 * d.n * B,
+        sync: Object.fromEntries(threadSettings.map((k) => [k, time(`sync${k}`)])),
+        async: Object.fromEntries(threadSettings.map((k) => [k, time(`async${k}`)])),
+        fallback: time('fallback'),
+        copy: time('copy'),
+        min: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.min])),
+        samples: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.samples])),
+      });
+    }
+    gc();
   }
-  return { requested, isa: info.isa, threads: info.threads, version: info.version, results };
+  return { requested, isa: info.isa, threads: threadSettings, version: info.version, results };
+}
+
+// ---------------------------------------------------------------- child: the Figures, on the default ISA
+
+/** One figure: a value (the ratio of medians; valueMin: of minima) against a target; `cmp` is '>=', '<=' or '<'. */
+function figure(id, title, measured, cmp, target, detail, extra = {}) {
+  const [value, valueMin] = Array.isArray(measured) ? measured : [measured, null];
+  const pass = cmp === '>=' ? value >= target : cmp === '<' ? value < target : value <= target;
+  return { id, title, value, valueMin, cmp, target, pass, detail, ...extra };
+}
+/** Ratio a / b of two measured tasks: [of the medians, of the minima]. */
+const q = (t, a, b) => [t[a].median / t[b].median, t[a].min / t[b].min];
+const x2 = (v) => `${v.toFixed(2)}×`;
+
+async function figuresChild(quick, threadsAll) {
+  const { api, fallback } = loadApi();
+  const info = api.backend();
+  const N = threadsAll;
+  const nThreads = `${N} thread${N === 1 ? '' : 's'}`;
+  const budget = quick ? FIGURES.quick : FIGURES.full;
+  const one = () => api.setThreads(1);
+  const all = () => api.setThreads(N);
+  const figures = [];
+  const dim = 4096;
+  const f32 = (rows) => makeData(api, 'float32', rows, dim);
+
+  // (1) 1 x 4096: native (public API, out given) against the fallback kernel.
+  {
+    const d = f32(1);
+    const c = ops(api, fallback, d).rmsNorm;
+    const t = await measureTogether({ native: { fn: c.sync, setup: all }, fallback: { fn: c.fallback } }, budget);
+    figures.push(figure('1', '1×4096 float32 rmsNorm, sync, out given: fallback time / native time (issue 4; issue 2 asked ≥ 20×)',
+      q(t, 'fallback', 'native'), '>=', 30, `native ${formatTime(t.native.median)}, fallback ${formatTime(t.fallback.median)}`));
+  }
+
+  // 2048 x 4096: the memory-bound figures.
+  {
+    const d = f32(2048);
+    const c = ops(api, fallback, d);
+    const n = d.n;
+    // Separate add, then rmsNorm: a plain JavaScript loop, and WebAssembly SIMD (f32x4.add) as the fastest
+    // add a user has without native code of their own. Each path has its own residual, as addRmsNorm has.
+    const resJs = fill(new Float32Array(n), 11);
+    const wa = wasmAdder(2 * n * 4);
+    const resW = new Float32Array(wa.memory.buffer, 0, n);
+    const xW = new Float32Array(wa.memory.buffer, n * 4, n);
+    resW.set(resJs);
+    xW.set(d.x);
+    const plain = { dim, eps: EPS, out: d.out };
+    const jsAdd = () => {
+      const x = d.x;
+      for (let i = 0; i < n; i++) resJs[i] += x[i];
+      api.rmsNorm(resJs, d.w, plain);
+    };
+    const wasmAdd = () => {
+      wa.add(0, n * 4, n * 4);
+      api.rmsNorm(resW, d.w, plain);
+    };
+    const xb = api.toBFloat16(d.x);
+    const wb = api.toBFloat16(d.w);
+    const outb = new Uint16Array(n);
+    const ob = { dim, eps: EPS, out: outb, dtype: 'bfloat16' };
+    const bf16 = () => api.rmsNorm(xb, wb, ob);
+    const tasks = {
+      sync1: { fn: c.rmsNorm.sync, setup: one },
+      syncN: { fn: c.rmsNorm.sync, setup: all },
+      async1: { fn: c.rmsNorm.async, async: true, setup: one },
+      asyncN: { fn: c.rmsNorm.async, async: true, setup: all },
+      fallback: { fn: c.rmsNorm.fallback, iterations: 4 },
+      copy: { fn: () => d.out.set(d.x) },
+      bwdN: { fn: c.rmsNormBackward.sync, setup: all },
+      addN: { fn: c.addRmsNorm.sync, setup: all },
+      add1: { fn: c.addRmsNorm.sync, setup: one },
+      jsAddN: { fn: jsAdd, setup: all, iterations: 4 },
+      jsAdd1: { fn: jsAdd, setup: one, iterations: 4 },
+      wasmAddN: { fn: wasmAdd, setup: all },
+      wasmAdd1: { fn: wasmAdd, setup: one },
+      bf16N: { fn: bf16, setup: all },
+      bf161: { fn: bf16, setup: one },
+    };
+    const t = await measureTogether(tasks, budget);
+    const m = (k) => t[k].median;
+    const T = (k) => formatTime(m(k));
+    figures.push(figure('2', '2048×4096 float32 rmsNorm, 1 thread: fallback time / native time',
+      q(t, 'fallback', 'sync1'), '>=', 5, `native ${T('sync1')}, fallback ${T('fallback')}`));
+    figures.push(figure('3a', `2048×4096 float32 rmsNorm, ${nThreads}: native time / copy time`,
+      q(t, 'syncN', 'copy'), '<=', 1.1, `native ${T('syncN')} (${gbps(4 * (2 * n + dim), m('syncN')).toFixed(1)} GB/s), out.set(x) ${T('copy')} (${gbps(8 * n, m('copy')).toFixed(1)} GB/s)`));
+    figures.push(figure('4', `2048×4096 float32 rmsNormBackward, ${nThreads}, rstd passed: native time / copy time`,
+      q(t, 'bwdN', 'copy'), '<=', 1.8, `backward ${T('bwdN')}, out.set(x) ${T('copy')}`));
+    figures.push(figure('5b', `2048×4096 float32 rmsNorm, ${nThreads}: async throughput / sync throughput`,
+      q(t, 'syncN', 'asyncN'), '>=', 0.9, `sync ${T('syncN')}, async ${T('asyncN')} per call, one in flight`));
+    figures.push(figure('5d', '2048×4096 float32 rmsNorm, 1 thread: async throughput / sync throughput',
+      q(t, 'sync1', 'async1'), '>=', 0.9, `sync ${T('sync1')}, async ${T('async1')} per call, one in flight`));
+    figures.push(figure('7a', `2048×4096 float32, ${nThreads}: (JS loop res[i] += x[i], then rmsNorm) / addRmsNorm`,
+      q(t, 'jsAddN', 'addN'), '>=', 1.2, `separate ${T('jsAddN')}, addRmsNorm ${T('addN')}`));
+    figures.push(figure('7b', `2048×4096 float32, ${nThreads}: (WebAssembly SIMD add, then rmsNorm) / addRmsNorm`,
+      q(t, 'wasmAddN', 'addN'), '>=', 1.2, `separate ${T('wasmAddN')}, addRmsNorm ${T('addN')}`));
+    figures.push(figure('7c', '2048×4096 float32, 1 thread: (JS loop add, then rmsNorm) / addRmsNorm',
+      q(t, 'jsAdd1', 'add1'), '>=', 1.2, `separate ${T('jsAdd1')}, addRmsNorm ${T('add1')}`));
+    figures.push(figure('7d', '2048×4096 float32, 1 thread: (WebAssembly SIMD add, then rmsNorm) / addRmsNorm',
+      q(t, 'wasmAdd1', 'add1'), '>=', 1.2, `separate ${T('wasmAdd1')}, addRmsNorm ${T('add1')}`));
+    figures.push(figure('8a', `2048×4096 rmsNorm, ${nThreads}: bfloat16 time / float32 time`,
+      q(t, 'bf16N', 'syncN'), '<=', 0.6, `bfloat16 ${T('bf16N')}, float32 ${T('syncN')}`));
+    figures.push(figure('8b', '2048×4096 rmsNorm, 1 thread: bfloat16 time / float32 time',
+      q(t, 'bf161', 'sync1'), '<=', 0.6, `bfloat16 ${T('bf161')}, float32 ${T('sync1')}`));
+  }
+  gc();
+
+  // 512 x 4096: async against sync.
+  {
+    const c = ops(api, fallback, f32(512)).rmsNorm;
+    const t = await measureTogether({
+      syncN: { fn: c.sync, setup: all },
+      asyncN: { fn: c.async, async: true, setup: all },
+      sync1: { fn: c.sync, setup: one },
+      async1: { fn: c.async, async: true, setup: one },
+    }, budget);
+    const m = (k) => t[k].median;
+    const T = (k) => formatTime(m(k));
+    figures.push(figure('5a', `512×4096 float32 rmsNorm, ${nThreads}: async throughput / sync throughput`,
+      q(t, 'syncN', 'asyncN'), '>=', 0.9, `sync ${T('syncN')}, async ${T('asyncN')} per call, one in flight`));
+    figures.push(figure('5c', '512×4096 float32 rmsNorm, 1 thread: async throughput / sync throughput',
+      q(t, 'sync1', 'async1'), '>=', 0.9, `sync ${T('sync1')}, async ${T('async1')} per call, one in flight`));
+  }
+
+  // 64 x 4096 (in cache), one thread: RMSNorm against LayerNorm, forward and backward.
+  {
+    const d = f32(64);
+    const wo = { dim, eps: EPS, out: d.out, rstd: d.rstd };
+    const lo = { dim, eps: EPS, out: d.out, mean: d.lnMean, rstd: d.lnRstd };
+    const plain = { dim, eps: EPS, out: d.out };
+    const rb = { dim, eps: EPS, dx: d.dx, dweight: d.dw, dbias: d.db };
+    const lb = { dim, eps: EPS, dx: d.dx, dweight: d.dw, dbias: d.db };
+    const rbs = d.opts.rmsNormBackward;
+    const lbs = d.opts.layerNormBackward;
+    const t = await measureTogether({
+      rms: { fn: () => api.rmsNorm(d.x, d.w, plain), setup: one },
+      ln: { fn: () => api.layerNorm(d.x, d.w, d.b, plain), setup: one },
+      rmsStats: { fn: () => api.rmsNorm(d.x, d.w, wo), setup: one },
+      lnStats: { fn: () => api.layerNorm(d.x, d.w, d.b, lo), setup: one },
+      rmsBwdSaved: { fn: () => api.rmsNormBackward(d.dy, d.x, d.w, rbs), setup: one },
+      lnBwdSaved: { fn: () => api.layerNormBackward(d.dy, d.x, d.w, lbs), setup: one },
+      rmsBwd: { fn: () => api.rmsNormBackward(d.dy, d.x, d.w, rb), setup: one },
+      lnBwd: { fn: () => api.layerNormBackward(d.dy, d.x, d.w, lb), setup: one },
+    }, budget);
+    const m = (k) => t[k].median;
+    const T = (k) => formatTime(m(k));
+    figures.push(figure('6a', '64×4096 float32, 1 thread, forward, default call: layerNorm time / rmsNorm time',
+      q(t, 'ln', 'rms'), '>=', 1.3, `rmsNorm ${T('rms')}, layerNorm ${T('ln')} (with bias)`));
+    figures.push(figure('6b', '64×4096 float32, 1 thread, forward, statistics written (rstd / mean+rstd): layerNorm / rmsNorm',
+      q(t, 'lnStats', 'rmsStats'), '>=', 1.3, `rmsNorm ${T('rmsStats')}, layerNorm ${T('lnStats')}`));
+    figures.push(figure('6c', '64×4096 float32, 1 thread, backward, saved statistics passed: layerNormBackward / rmsNormBackward',
+      q(t, 'lnBwdSaved', 'rmsBwdSaved'), '>=', 1.2, `rmsNormBackward ${T('rmsBwdSaved')}, layerNormBackward ${T('lnBwdSaved')}`));
+    figures.push(figure('6d', '64×4096 float32, 1 thread, backward, statistics recomputed (default): layerNormBackward / rmsNormBackward',
+      q(t, 'lnBwd', 'rmsBwd'), '>=', 1.2, `rmsNormBackward ${T('rmsBwd')}, layerNormBackward ${T('lnBwd')}`));
+  }
+  gc();
+
+  // 8192 x 4096: against the copy, then the event loop under back-to-back async calls.
+  {
+    const d = f32(8192);
+    const c = ops(api, fallback, d).rmsNorm;
+    const t = await measureTogether({ syncN: { fn: c.sync, setup: all }, copy: { fn: () => d.out.set(d.x) } }, budget);
+    const n = d.n;
+    figures.push(figure('3b', `8192×4096 float32 rmsNorm, ${nThreads}: native time / copy time`,
+      q(t, 'syncN', 'copy'), '<=', 1.1,
+      `native ${formatTime(t.syncN.median)} (${gbps(4 * (2 * n + dim), t.syncN.median).toFixed(1)} GB/s), out.set(x) ${formatTime(t.copy.median)} (${gbps(8 * n, t.copy.median).toFixed(1)} GB/s)`));
+
+    for (const [id, threads] of [['9a', N], ['9b', 1]]) {
+      const e = await eventLoopDelay(api, c.async, threads, 20);
+      figures.push(figure(id,
+        `event loop during 20 back-to-back 8192×4096 float32 rmsNormAsync calls, ${threads} thread${threads === 1 ? '' : 's'}: worst delay (ms)`,
+        e.max, '<', 2,
+        `max ${e.max.toFixed(2)} ms, p99 ${e.p99.toFixed(2)} ms, mean ${e.mean.toFixed(2)} ms over ${e.count} ticks, ${formatTime(e.perCall)} per call; idle loop for as long: max ${e.idle.max.toFixed(2)} ms, p99 ${e.idle.p99.toFixed(2)} ms`,
+        { eventLoop: e }));
+    }
+  }
+  gc();
+
+  const order = ['1', '2', '3a', '3b', '4', '5a', '5b', '5c', '5d', '6a', '6b', '6c', '6d', '7a', '7b', '7c', '7d', '8a', '8b', '9a', '9b'];
+  figures.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  return { isa: info.isa, native: info.native, threads: N, version: info.version, budget, figures };
+}
+
+/**
+ * Event-loop delay (perf_hooks.monitorEventLoopDelay at its finest resolution, 1 ms) while `calls` async calls
+ * run back to back, one in flight; then the same histogram over an idle loop of the same duration, as the
+ * machine's own baseline. Values in ms; each recorded value is the interval between two 1 ms timer ticks.
+ */
+async function eventLoopDelay(api, fn, threads, calls) {
+  api.setThreads(threads);
+  await fn();
+  await fn();
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const start = performance.now();
+  for (let i = 0; i < calls; i++) await fn();
+  const elapsed = performance.now() - start;
+  h.disable();
+  const idle = monitorEventLoopDelay({ resolution: 1 });
+  idle.enable();
+  await sleep(elapsed);
+  idle.disable();
+  const ms = (hist) => ({ max: hist.max / 1e6, p99: hist.percentile(99) / 1e6, mean: hist.mean / 1e6, count: hist.count });
+  return { ...ms(h), idle: ms(idle), perCall: elapsed / calls, calls, threads };
+}
+
+// ---------------------------------------------------------------- child: onnxruntime-node, when installed
+
+/**
+ * rmsnorm against onnxruntime-node on the default ISA, float32, dim 4096: rmsNorm against onnxruntime's
+ * SimplifiedLayerNormalization (or ONNX RMSNormalization), layerNorm against LayerNormalization; one session
+ * per thread setting (intraOpNumThreads), inputs and the output tensor wrapped once and reused.
+ */
+async function peersChild(quick, threadsAll) {
+  const { api, fallback } = loadApi();
+  const info = api.backend();
+  const budget = quick ? SWEEP.quick : SWEEP.full;
+  const threadSettings = threadsAll > 1 ? [1, threadsAll] : [1];
+  const dim = 4096;
+  const results = [];
+  for (const rows of [1, 64, 2048]) {
+    const d = makeData(api, 'float32', rows, dim);
+    const calls = ops(api, fallback, d);
+    for (const op of ['rmsNorm', 'layerNorm']) {
+      const peer = await onnxPeer(op, 'float32', dim, EPS, threadsAll);
+      if (peer.error) return { isa: info.isa, error: peer.error, results };
+      const ortOut = new Float32Array(d.n);
+      const tasks = {};
+      for (const t of threadSettings) {
+        const setup = () => api.setThreads(t);
+        tasks[`sync${t}`] = { fn: calls[op].sync, setup };
+        tasks[`async${t}`] = { fn: calls[op].async, async: true, setup };
+        tasks[`ort${t}`] = { fn: peer.bind(t, d.x, d.w, op === 'layerNorm' ? d.b : null, ortOut), async: true };
+      }
+      const t = await measureTogether(tasks, budget);
+      let diff = 0; // agreement with rmsnorm, as a check that both compute the same thing
+      for (let i = 0; i < d.n; i++) diff = Math.max(diff, Math.abs(ortOut[i] - d.out[i]));
+      results.push({
+        rows, dim, op, ortOp: peer.opType, ortVersion: peer.version, maxAbsDiff: diff,
+        times: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.median])),
+      });
+      await peer.release();
+    }
+    gc();
+  }
+  return { isa: info.isa, threads: threadSettings, results };
 }
 
 // ---------------------------------------------------------------- parent: spawn, collect, print
@@ -159,90 +452,181 @@ function candidateIsas() {
   return process.arch === 'arm64' ? ['neon', 'scalar'] : ['avx512', 'avx2', 'scalar'];
 }
 
-function runChild(isa, dtype, quick, threads) {
-  const args = [self, '--child', dtype, '--threads', String(threads), ...(quick ? ['--quick'] : [])];
-  const r = spawnSync(process.execPath, args, {
-    env: { ...process.env, RMSNORM_ISA: isa, RMSNORM_BACKEND: 'native' },
+function runChild(args, env) {
+  const r = spawnSync(process.execPath, ['--expose-gc', self, '--child', ...args], {
+    env,
     encoding: 'utf8',
-    maxBuffer: 16 << 20,
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  if (r.status !== 0) {
-    throw new Error(`child for ${isa} ${dtype} failed (status ${r.status}):\n${r.stderr}`);
-  }
+  if (r.status !== 0) throw new Error(`child ${args.join(' ')} failed (status ${r.status}, signal ${r.signal})`);
   return JSON.parse(r.stdout);
 }
 
-function formatTime(ms) {
-  if (ms < 1e-3) return `${(ms * 1e6).toFixed(0)} ns`;
-  if (ms < 1) return `${(ms * 1e3).toPrecision(3)} µs`;
-  return `${ms.toPrecision(3)} ms`;
-}
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
+const ratio = (a, b) => (a == null || b == null ? '—' : `${(a / b).toFixed(a / b >= 10 ? 1 : 2)}x`);
 
 function printTables(report) {
-  console.log(`rmsnorm ${report.version}, node ${report.node}, ${report.cpu} (${report.cores} cores), ${report.date}`);
-  console.log(`eps ${EPS.toExponential()}, weight given, out preallocated; median time per call.\n`);
+  const m = report.meta;
+  console.log(`rmsnorm ${m.version}, node ${m.node}, ${m.cpu} (${m.cores} cores, availableParallelism ${m.availableParallelism}), ${m.date}`);
+  console.log(`load average at start ${m.loadavg.map((v) => v.toFixed(2)).join(' ')}; ${m.quick ? 'quick run' : 'full run'}`);
+  console.log(`eps ${EPS.toExponential()}, weight given (and bias for layerNorm), every output preallocated, backward passes given`);
+  console.log('the forward statistics; median time per call. sync: the call; async: the ...Async twin awaited, one call in');
+  console.log(`flight; 1t / ${m.threadsAll}t: setThreads(1) / setThreads(${m.threadsAll}). fallback: the pure-TypeScript kernel, one thread,`);
+  console.log(`not run above ${FALLBACK_MAX / 4096}x4096. copy: out.set(x) on the same x. GB/s: bytes the op must move / sync ${m.threadsAll}t time.\n`);
   for (const { isa, threads, results } of report.isas) {
-    console.log(`ISA ${isa}, ${threads} thread${threads === 1 ? '' : 's'}`);
-    const header = ['shape', 'dtype', 'native', 'GB/s', 'fallback', 'fallback/native', 'copy', 'native/copy'];
-    const rows = results.map((r) => [
-      `${r.rows}x${r.dim}`,
-      r.dtype,
-      formatTime(r.native.median),
-      (r.bytes / r.native.median / 1e6).toFixed(1),
-      formatTime(r.fallback.median),
-      `${(r.fallback.median / r.native.median).toFixed(1)}x`,
-      formatTime(r.copy.median),
-      `${(r.native.median / r.copy.median).toFixed(2)}x`,
-    ]);
-    console.log(`${table(header, rows)}\n`);
+    const N = threads[threads.length - 1];
+    for (const dtype of Object.keys(DTYPES)) {
+      const rs = results.filter((r) => r.dtype === dtype);
+      if (!rs.length) continue;
+      console.log(`### ${isa}, ${dtype}\n`);
+      const header = ['shape', 'op', 'sync 1t', `sync ${N}t`, 'async 1t', `async ${N}t`, 'GB/s', 'fallback',
+        'fb/1t', `fb/${N}t`, 'copy', '1t/copy', `${N}t/copy`];
+      const rows = rs.map((r) => [
+        `${r.rows}x${r.dim}`,
+        r.op,
+        formatTime(r.sync[1]),
+        formatTime(r.sync[N]),
+        formatTime(r.async[1]),
+        formatTime(r.async[N]),
+        gbps(r.bytes, r.sync[N]).toFixed(1),
+        formatTime(r.fallback ?? NaN),
+        ratio(r.fallback, r.sync[1]),
+        ratio(r.fallback, r.sync[N]),
+        formatTime(r.copy),
+        ratio(r.sync[1], r.copy),
+        ratio(r.sync[N], r.copy),
+      ]);
+      console.log(`${table(header, rows)}\n`);
+    }
   }
+  printPeers(report.peers.onnxruntime);
 }
 
-function parent({ json, quick, threads }) {
-  const dtypes = quick ? ['float32'] : ['float32', 'float64'];
+function printPeers(o) {
+  if (!o.installed) return console.log(`Peers: ${o.note}\n`);
+  if (o.error && !o.results.length) return console.log(`Peers: onnxruntime-node (${o.path}) could not run: ${o.error}\n`);
+  console.log(`### Peer: onnxruntime-node ${o.results[0]?.ortVersion ?? ''} (${o.path}), kernel ${o.isa}, float32\n`);
+  console.log('onnxruntime: `await session.run(feeds, fetches)` with the output tensor preallocated; intraOpNumThreads 1 / N.');
+  console.log('ort/async: onnxruntime time over rmsnorm async time on the same threads (both are awaited promises).\n');
+  const rows = o.results.flatMap((r) =>
+    o.threads.map((t) => [
+      `${r.rows}x${r.dim}`,
+      `${r.op} / ${r.ortOp}`,
+      String(t),
+      formatTime(r.times[`sync${t}`]),
+      formatTime(r.times[`async${t}`]),
+      formatTime(r.times[`ort${t}`]),
+      ratio(r.times[`ort${t}`], r.times[`async${t}`]),
+      ratio(r.times[`ort${t}`], r.times[`sync${t}`]),
+      r.maxAbsDiff.toExponential(1),
+    ]),
+  );
+  console.log(table(['shape', 'op', 'threads', 'rmsnorm sync', 'rmsnorm async', 'onnxruntime', 'ort/async', 'ort/sync', 'max abs diff'], rows, 2));
+  if (o.error) console.log(`\n(stopped early: ${o.error})`);
+  console.log();
+}
+
+/** Other work on the machine: a 1-minute load average above what this benchmark itself puts on it. */
+const busy = (m) => Math.max(m.loadavg[0], m.loadavgEnd[0]) > m.availableParallelism + 0.5;
+
+function printFigures(report) {
+  const f = report.figures;
+  const passed = f.figures.filter((x) => x.pass).length;
+  console.log(`## Figures\n`);
+  console.log(`kernel: ${f.isa}${f.native ? '' : ' (fallback!)'} (the default, best ISA of this CPU); "N threads" = setThreads(${f.threads});`);
+  console.log(`measured in one child process, the tasks of a figure taking turns over ${f.budget.rounds} rounds. "measured" is the`);
+  console.log('ratio of median times and decides PASS/FAIL; "of minima" is the same ratio of the fastest samples, less');
+  console.log('sensitive to other load on the machine (it is not the figure).\n');
+  const rows = f.figures.map((x) => [
+    x.id,
+    x.title,
+    x.id.startsWith('9') ? `${x.value.toFixed(2)} ms` : x2(x.value),
+    x.valueMin === null ? '' : x2(x.valueMin),
+    `${x.cmp === '>=' ? '≥' : x.cmp === '<' ? '<' : '≤'} ${x.id.startsWith('9') ? `${x.target} ms` : `${x.target}×`}`,
+    x.pass ? 'PASS' : 'FAIL',
+    x.detail,
+  ]);
+  console.log(table(['#', 'figure', 'measured', 'of minima', 'target', 'result', 'details'], rows, 2));
+  const m = report.meta;
+  console.log(`\n${passed} of ${f.figures.length} figures met their targets. Run time ${m.elapsedS.toFixed(0)} s; load average at start`);
+  console.log(`${m.loadavg.map((v) => v.toFixed(2)).join(' ')}, at the end ${m.loadavgEnd.map((v) => v.toFixed(2)).join(' ')} on ${m.availableParallelism} CPUs${busy(m) ? ': the machine was busy with other work, so these times are unreliable' : ''}.`);
+}
+
+function parent({ json, quick, threadsAll }) {
+  const started = performance.now();
   const report = {
-    version: require('../package.json').version,
-    node: process.version,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    date: new Date().toISOString(),
-    quick,
+    meta: {
+      version: require('../package.json').version,
+      node: process.version,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      availableParallelism: os.availableParallelism(),
+      threadsAll,
+      loadavg: os.loadavg(),
+      date: new Date().toISOString(),
+      quick,
+    },
     isas: [],
   };
+  const childEnv = (isa) => {
+    const env = { ...process.env, RMSNORM_BACKEND: 'native' };
+    if (isa) env.RMSNORM_ISA = isa;
+    else delete env.RMSNORM_ISA;
+    return env;
+  };
+  const log = (s) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${s}\n`);
+  const dtypes = quick ? ['float32'] : Object.keys(DTYPES);
   for (const isa of candidateIsas()) {
     const results = [];
-    let used;
+    let threads;
     for (const dtype of dtypes) {
-      process.stderr.write(`measuring ${isa} ${dtype}...\n`);
-      const r = runChild(isa, dtype, quick, threads);
+      log(`measuring ${isa} ${dtype}...`);
+      const r = runChild(['sweep', dtype, '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(isa));
       if (r.isa !== isa) {
-        process.stderr.write(`  skipped: this CPU runs ${r.isa} when ${isa} is asked for\n`);
+        log(`  skipped: this CPU runs ${r.isa} when ${isa} is asked for`);
         break;
       }
-      used = r.threads;
+      threads = r.threads;
       results.push(...r.results);
     }
-    if (results.length) report.isas.push({ isa, threads: used, results });
+    if (results.length) report.isas.push({ isa, threads, results });
+    if (quick && results.length) break; // quick: the best ISA only
   }
   if (report.isas.length === 0) throw new Error('no native ISA could be measured');
-  if (json) console.log(JSON.stringify(report, null, 2));
-  else printTables(report);
+  log('measuring the figures on the default ISA...');
+  report.figures = runChild(['figures', '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(null));
+  report.figures.passed = report.figures.figures.filter((f) => f.pass).length;
+  report.figures.total = report.figures.figures.length;
+  const ortPath = findOnnxRuntime();
+  if (ortPath) {
+    log(`measuring onnxruntime-node (${ortPath})...`);
+    report.peers = { onnxruntime: { installed: true, path: ortPath, ...runChild(['peers', '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(null)) } };
+  } else {
+    report.peers = { onnxruntime: { installed: false, note: 'onnxruntime-node not installed: skipped' } };
+  }
+  report.meta.elapsedS = (performance.now() - started) / 1000;
+  report.meta.loadavgEnd = os.loadavg();
+  log('done');
+  if (json) {
+    console.log(JSON.stringify(report, null, 2));
+  } else {
+    printTables(report);
+    printFigures(report);
+  }
 }
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
 const threadsAt = argv.indexOf('--threads');
-const threads = threadsAt < 0 ? 1 : Number(argv[threadsAt + 1]);
-if (!Number.isInteger(threads) || threads < 1) throw new Error('--threads takes a positive integer');
+const threadsAll = threadsAt < 0 ? os.availableParallelism() : Number(argv[threadsAt + 1]);
+if (!Number.isInteger(threadsAll) || threadsAll < 1 || threadsAll > 1024) throw new Error('--threads takes an integer from 1 to 1024');
 if (argv[0] === '--child') {
-  process.stdout.write(JSON.stringify(child(argv[1], flag('--quick'), threads)));
+  const kind = argv[1];
+  const result =
+    kind === 'figures' ? await figuresChild(flag('--quick'), threadsAll)
+    : kind === 'peers' ? await peersChild(flag('--quick'), threadsAll)
+    : await sweepChild(argv[2], flag('--quick'), threadsAll);
+  process.stdout.write(JSON.stringify(result));
 } else {
-  parent({ json: flag('--json'), quick: flag('--quick'), threads });
+  parent({ json: flag('--json'), quick: flag('--quick'), threadsAll });
 }
