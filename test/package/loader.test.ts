@@ -1,7 +1,7 @@
 // The package as a user meets it: CommonJS and ES-module entry points, the loader's choices and its errors.
 // Each case runs in a fresh Node.js process, since the backend is chosen once, at load.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,8 +98,44 @@ describe('loader', () => {
   it('without a native binary and RMSNORM_BACKEND=native: an actionable error', () => {
     const r = run(`require('./')`, { RMSNORM_BACKEND: 'native' }, { cwd: bare });
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/no native module could be loaded for linux-x64|no native module could be loaded for/);
-    expect(r.stderr).toMatch(/Looked in .*prebuilds.* and .*build\/Release/);
-    expect(r.stderr).toMatch(/cmake-js compile/);
+    expect(r.stderr).toMatch(new RegExp(`no native module could be loaded for ${process.platform}-${process.arch}`));
+    // Every place it looked, as a concrete path, and why nothing loaded there.
+    expect(r.stderr).toContain(`${path.join(bare, 'build', 'Release', '*.node')}: none`);
+    expect(r.stderr).toContain(`${path.join(bare, 'build', 'Debug', '*.node')}: none`);
+    expect(r.stderr).toContain(`${path.join(bare, 'prebuilds', `${process.platform}-${process.arch}`, '*.node')}: no such directory`);
+    expect(r.stderr).toMatch(/To build it from source .*cmake-js compile/);
+  });
+
+  it('a binary that is there but does not load is recorded, and the next candidate is tried', () => {
+    // A file of the right name that is not a shared library: in build/Release it is skipped with a
+    // warning and the prebuild loads; as the only prebuild, backend() reports it in loadError.attempts.
+    const dir = mkdtempSync(path.join(root, 'test', '.bare-'));
+    try {
+      cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+      const prebuild = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`, 'rmsnorm.napi.node');
+      mkdirSync(path.dirname(prebuild), { recursive: true });
+      writeFileSync(prebuild, 'not a shared library');
+      const r = run(`const b = require('./').backend(); console.log(JSON.stringify({ isa: b.isa, attempts: b.loadError.attempts }))`, {}, { cwd: dir });
+      const got = JSON.parse(r.stdout) as { isa: string; attempts: { file: string; error: string }[] };
+      expect(got.isa).toBe('js');
+      expect(got.attempts.map((a) => a.file)).toEqual([
+        path.join(dir, 'build', 'Release', '*.node'),
+        path.join(dir, 'build', 'Debug', '*.node'),
+        prebuild,
+      ]);
+      expect(got.attempts[2]!.error).toMatch(/invalid ELF header|too short/);
+      expect(r.stderr).toContain(`${prebuild}: `);
+
+      mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
+      writeFileSync(path.join(dir, 'build', 'Release', 'rmsnorm.node'), 'not a shared library either');
+      cpSync(path.join(root, 'build', 'Release', 'rmsnorm.node'), prebuild);
+      const s = run(`console.log(require('./').backend().isa)`, {}, { cwd: dir });
+      expect(s.status).toBe(0);
+      expect(s.stdout).toBe(supported[0]);
+      expect(s.stderr).toMatch(/\[RMSNORM_NATIVE_SKIPPED\].*build\/Release\/rmsnorm\.node/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
