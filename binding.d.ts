@@ -1,4 +1,4 @@
-// Types of the native module (build/Release/rmsnorm.node, prebuilds/<platform>-<arch>/rmsnorm.node) as the
+// Types of the native module (build/Release/rmsnorm.node, prebuilds/<platform>-<arch>/rmsnorm.napi.glibc.node) as the
 // facade in lib/ sees it. The native functions take positional arguments already checked by lib/validate.ts;
 // they check again and throw coded errors rather than crash. Their array arguments are in the slot order of
 // the OpSpec tables in native/binding.cc; after the arrays come dim, eps, the op's other numbers, then
