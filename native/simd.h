@@ -117,12 +117,14 @@ struct Vec<float> {
   static R loadn(const bf16_t* p, size_t n) { return widen_bf16(_mm256_maskz_loadu_epi16(mask16(n), p)); }
   static void store(bf16_t* p, R v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v))); }
   static void storen(bf16_t* p, R v, size_t n) { _mm256_mask_storeu_epi16(p, mask16(n), _mm512_cvtepi32_epi16(bf16_bits(v))); }
+  static void stream(bf16_t* p, R v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v))); }
   static R round_to(const bf16_t*, R v) { return _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(v), 16)); }
   // float16 through the F16C-style conversions of AVX512F (round to nearest even, IEEE subnormals and NaN).
   static R load(const f16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static R loadn(const f16_t* p, size_t n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(n), p)); }
   static void store(f16_t* p, R v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow_f16(v)); }
   static void storen(f16_t* p, R v, size_t n) { _mm256_mask_storeu_epi16(p, mask16(n), narrow_f16(v)); }
+  static void stream(f16_t* p, R v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), narrow_f16(v)); }
   static R round_to(const f16_t*, R v) { return _mm512_cvtph_ps(narrow_f16(v)); }
 
  private:
@@ -199,11 +201,13 @@ struct Vec<float> {
   static R loadn(const bf16_t* p, size_t n) { return widen_bf16(load_tail(p, n)); }
   static void store(bf16_t* p, R v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), pack(bf16_bits(v))); }
   static void storen(bf16_t* p, R v, size_t n) { store_tail(p, pack(bf16_bits(v)), n); }
+  static void stream(bf16_t* p, R v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), pack(bf16_bits(v))); }
   static R round_to(const bf16_t*, R v) { return _mm256_castsi256_ps(_mm256_slli_epi32(bf16_bits(v), 16)); }
   static R load(const f16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static R loadn(const f16_t* p, size_t n) { return _mm256_cvtph_ps(load_tail(p, n)); }
   static void store(f16_t* p, R v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow_f16(v)); }
   static void storen(f16_t* p, R v, size_t n) { store_tail(p, narrow_f16(v), n); }
+  static void stream(f16_t* p, R v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), narrow_f16(v)); }
   static R round_to(const f16_t*, R v) { return _mm256_cvtph_ps(narrow_f16(v)); }
 
  private:
@@ -423,7 +427,7 @@ struct Vec<double> : ScalarVec<double> {
 #endif
 
 // Non-temporal stores: written around the caches, for outputs too large to be read back from them soon. Only
-// the x86 float32/float64 paths have them; everything else stores normally. stream_fence() orders them before
+// the x86 paths have them; everything else stores normally. stream_fence() orders them before
 // the call's completion is published to another thread.
 template <typename V, typename P, typename = void>
 struct HasStream : std::false_type {};

@@ -9,6 +9,7 @@ import {
   rmsNorm,
   rmsNormBackward,
   setThreads,
+  toBFloat16,
 } from '../dist/index.js';
 import { randomArray, thrownBy } from './reference';
 import { nativeRequested } from './setup';
@@ -99,6 +100,17 @@ describe('results do not depend on where the arrays sit in memory', () => {
 });
 
 describe('large outputs (written with non-temporal stores) match small calls bit for bit', () => {
+  it('bfloat16: 16 MiB in one call vs the same rows 64 at a time', () => {
+    const dim = 1024;
+    const rows = 8192;
+    const x = toBFloat16(randomArray(Float32Array, rows * dim, 23));
+    const whole = rmsNorm(x, null, { dim, dtype: 'bfloat16' });
+    for (let r = 0; r < rows; r += 512) {
+      const part = rmsNorm(x.subarray(r * dim, (r + 64) * dim), null, { dim, dtype: 'bfloat16' });
+      expect(Buffer.from(part.buffer).equals(Buffer.from(whole.buffer, r * dim * 2, part.byteLength))).toBe(true);
+    }
+  });
+
   it.each([Float32Array, Float64Array] as const)('%s: 8 MiB and more in one call vs the same rows 64 at a time', (T) => {
     const dim = 1024;
     const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
