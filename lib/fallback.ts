@@ -124,11 +124,13 @@ function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: 
   }
   s.mean = scale2(meanS, e);
   const t = scale2(eps, -2 * e);
-  if (t === Infinity) {
+  const varS = (sqS - (linS * linS) / n) / n;
+  // eps dominates (t overflowed), or the row is constant: var + eps is eps itself.
+  if (t === Infinity || !(varS > 0)) {
     s.r = 1 / Math.sqrt(eps);
     return;
   }
-  s.r = 1 / Math.sqrt(Math.max((sqS - (linS * linS) / n) / n, 0) + t);
+  s.r = 1 / Math.sqrt(varS + t);
   s.e = e;
 }
 

@@ -509,7 +509,8 @@ RowMoments ln_row_moments(const T* x, size_t n, double eps) {
   const double var_s = (sq_s - lin_s * lin_s / nd) / nd;
   const double t = scale2(eps, -2 * e);
   const double mean_out = scale2(mean_s, e);
-  if (t > kDblMax) return {mean_out, {1.0 / __builtin_sqrt(eps), 0}};
+  // eps dominates (t overflowed), or the row is constant: var + eps is eps itself, whatever eps * 4^-e underflowed to.
+  if (t > kDblMax || !(var_s > 0.0)) return {mean_out, {1.0 / __builtin_sqrt(eps), 0}};
   return {mean_out, {1.0 / __builtin_sqrt((var_s > 0.0 ? var_s : 0.0) + t), e}};
 }
 

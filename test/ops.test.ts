@@ -100,6 +100,17 @@ describe.each(TYPES)('layerNorm %s', (T) => {
     }
   });
 
+  it('normalizes constant rows to 0 at every magnitude (eps > 0), including where eps vanishes next to x^2', () => {
+    const values = T === Float32Array ? [1e-40, 1, 3e38, -3e38] : [1e-310, 1, 1e160, 1e300, -1.7e308];
+    const ulp = T === Float32Array ? 2 ** -23 : 2 ** -52;
+    for (const v of values) {
+      // Zero up to the rounding of the mean: within a few ulp of the row's scale |x| / sqrt(eps).
+      const scale = Math.abs(v) / Math.sqrt(1e-5);
+      const y = layerNorm(new T(8).fill(v), null, null, { dim: 8 });
+      expect(Array.from(y).every((u) => Math.abs(u) <= 4 * ulp * scale), `${v}: ${Array.from(y)}`).toBe(true);
+    }
+  });
+
   it('needs dim from weight, bias or options', () => {
     const x = new T(8);
     expect(layerNorm(x, null, new T(4)).length).toBe(8);
