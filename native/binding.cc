@@ -4,8 +4,9 @@
 // made only here when the native module is in use (from the data pointers read anyway), with the same messages
 // as lib/validate.ts.
 //
-// Each op is described by a table of its array arguments (OpSpec); one parser checks any op against its table
-// and produces a Job: plain C++ with no Node-API inside, run on the calling thread.
+// Each op is described by a table of its array arguments (OpSpec, in args.h); parse() reads the arguments and
+// args::check() applies the rules (plain C++, so fuzz/args_fuzz.cc can drive the same rules without Node); the
+// checked arguments become a Job: plain C++ with no Node-API inside, run on the calling thread.
 //
 // The hot path of a call: one callback, one napi_get_typedarray_info per array, a few napi_get_value_double,
 // no allocation for forward ops.
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "cpu.h"
 #include "kernels.h"
 #include "pool.h"
@@ -36,15 +38,17 @@ using rmsnorm::NormArgs;
   throw error;
 }
 
-std::string quoted(const char* name) { return std::string("The \"") + name + "\" argument"; }
-
-struct ArrayArg {
-  bool present = false;
-  napi_typedarray_type type = napi_float32_array;
-  size_t length = 0;
-  void* data = nullptr;
-  size_t bytes() const { return length * (type == napi_float64_array ? 8 : 4); }
-};
+namespace args = rmsnorm::args;
+using args::ArrayArg;
+using args::OpSpec;
+using args::Parsed;
+using args::quoted;
+using args::kAddRmsNorm;
+using args::kLayerNorm;
+using args::kLayerNormBackward;
+using args::kMaxSlots;
+using args::kRmsNorm;
+using args::kRmsNormBackward;
 
 bool is_detached(napi_env env, napi_value typed_array) {
   napi_value buffer;
@@ -53,198 +57,45 @@ bool is_detached(napi_env env, napi_value typed_array) {
          napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached;
 }
 
-// Reads a typed-array argument with one napi call. Null and undefined are accepted when `optional`.
-ArrayArg read_array(napi_env env, napi_value v, const char* name, bool optional) {
-  ArrayArg a;
+// Reads a typed-array argument with one napi call (two for null, undefined and non-arrays).
+void read_array(napi_env env, napi_value v, args::RawArray& r) {
+  napi_typedarray_type type;
   // Not asking for the ArrayBuffer: creating its handle costs as much as the rest of the call.
-  if (napi_get_typedarray_info(env, v, &a.type, &a.length, &a.data, nullptr, nullptr) == napi_ok) {
-    if (a.type != napi_float32_array && a.type != napi_float64_array) {
-      fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array or Float64Array");
+  if (napi_get_typedarray_info(env, v, &type, &r.length, &r.data, nullptr, nullptr) == napi_ok) {
+    if (type != napi_float32_array && type != napi_float64_array) {
+      r.kind = args::RawArray::kOtherTyped;
+      return;
     }
-    if (a.length == 0 && is_detached(env, v)) {
-      fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
-    }
-    a.present = true;
-    return a;
+    r.kind = args::RawArray::kFloat;
+    r.f64 = type == napi_float64_array;
+    r.detached = r.length == 0 && is_detached(env, v);
+    return;
   }
   napi_valuetype t;
-  if (optional && napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined)) return a;
-  fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array or Float64Array");
+  r.kind = napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined) ? args::RawArray::kNullish
+                                                                                          : args::RawArray::kOther;
 }
 
-double read_number(napi_env env, napi_value v, const char* name) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type number");
-  return d;
-}
-
-bool read_bool(napi_env env, napi_value v, const char* name) {
-  bool b;
-  if (napi_get_value_bool(env, v, &b) != napi_ok) fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type boolean");
-  return b;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Op descriptions
-
-enum class Len { kTotal, kDim, kRows };  // x.length, dim, rows
-
-struct Slot {
-  const char* name;
-  Len len;
-  bool nullable;
-  bool output;
-  int same_ok = -1;  // index of the one slot this output may be exactly the same view of (in place)
-};
-
-enum Scalar : unsigned { kOffset = 1, kPartial = 2, kAccumulate = 4 };
-
-struct OpSpec {
-  const char* name;
-  std::vector<Slot> slots;  // the array arguments, first; slot 0 sets the element type and the total length
-  unsigned scalars;         // after the arrays: dim, eps, then those flagged here, in flag order
-};
-
-// Slot layouts; lib/index.ts passes arguments in exactly this order.
-const OpSpec kRmsNorm{"rmsNorm",
-                      {{"x", Len::kTotal, false, false},
-                       {"weight", Len::kDim, true, false},
-                       {"options.bias", Len::kDim, true, false},
-                       {"options.out", Len::kTotal, false, true, 0},
-                       {"options.rstd", Len::kRows, true, true}},
-                      kOffset | kPartial};
-const OpSpec kLayerNorm{"layerNorm",
-                        {{"x", Len::kTotal, false, false},
-                         {"weight", Len::kDim, true, false},
-                         {"bias", Len::kDim, true, false},
-                         {"options.out", Len::kTotal, false, true, 0},
-                         {"options.mean", Len::kRows, true, true},
-                         {"options.rstd", Len::kRows, true, true}},
-                        0};
-const OpSpec kAddRmsNorm{"addRmsNorm",
-                         {{"x", Len::kTotal, false, false},
-                          {"residual", Len::kTotal, false, true},
-                          {"weight", Len::kDim, true, false},
-                          {"options.bias", Len::kDim, true, false},
-                          {"options.out", Len::kTotal, false, true, 0},
-                          {"options.rstd", Len::kRows, true, true}},
-                         kOffset | kPartial};
-const OpSpec kRmsNormBackward{"rmsNormBackward",
-                              {{"dy", Len::kTotal, false, false},
-                               {"x", Len::kTotal, false, false},
-                               {"weight", Len::kDim, true, false},
-                               {"options.rstd", Len::kRows, true, false},
-                               {"options.dx", Len::kTotal, false, true, 0},
-                               {"options.dweight", Len::kDim, true, true},
-                               {"options.dbias", Len::kDim, true, true}},
-                              kOffset | kPartial | kAccumulate};
-const OpSpec kLayerNormBackward{"layerNormBackward",
-                                {{"dy", Len::kTotal, false, false},
-                                 {"x", Len::kTotal, false, false},
-                                 {"weight", Len::kDim, true, false},
-                                 {"options.mean", Len::kRows, true, false},
-                                 {"options.rstd", Len::kRows, true, false},
-                                 {"options.dx", Len::kTotal, false, true, 0},
-                                 {"options.dweight", Len::kDim, true, true},
-                                 {"options.dbias", Len::kDim, true, true}},
-                                kAccumulate};
-
-constexpr size_t kMaxSlots = 8;
-
-struct Parsed {
-  ArrayArg a[kMaxSlots];
-  size_t dim = 0, rows = 0, k = 0;
-  double eps = 1e-5, offset = 0.0, partial = 1.0;
-  bool accumulate = false;
-  bool f64 = false;
-};
-
-bool overlaps(const ArrayArg& p, const ArrayArg& q) {
-  if (!p.present || !q.present || p.length == 0 || q.length == 0) return false;
-  const auto a = reinterpret_cast<uintptr_t>(p.data), b = reinterpret_cast<uintptr_t>(q.data);
-  return a < b + q.bytes() && b < a + p.bytes();
-}
-
-bool same_view(const ArrayArg& p, const ArrayArg& q) { return p.data == q.data && p.bytes() == q.bytes(); }
-
-size_t expected_length(Len len, const Parsed& p, size_t total) {
-  return len == Len::kTotal ? total : len == Len::kDim ? p.dim : p.rows;
-}
-
-const char* length_name(Len len, const OpSpec& op) {
-  return len == Len::kTotal ? (std::string(op.slots[0].name) == "dy" ? "dy.length" : "x.length")
-                            : len == Len::kDim ? "dim" : "rows";
-}
-
+// Reads every argument of `op`, then checks them all (native/args.h); throws the first rule broken.
 Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
-  const size_t n_slots = op.slots.size();
-  const size_t n_scalars = 2 + ((op.scalars & kOffset) ? 1 : 0) + ((op.scalars & kPartial) ? 1 : 0) +
-                           ((op.scalars & kAccumulate) ? 1 : 0);
-  if (argc != n_slots + n_scalars) {
-    fail(env, "ERR_INVALID_ARG_TYPE", std::string(op.name) + " expects " + std::to_string(n_slots + n_scalars) + " arguments");
-  }
-  Parsed p;
-  for (size_t i = 0; i < n_slots; ++i) p.a[i] = read_array(env, argv[i], op.slots[i].name, op.slots[i].nullable);
-  size_t s = n_slots;
-  const double dim = read_number(env, argv[s++], "options.dim");
-  if (!(dim >= 1 && dim <= 4294967295.0) || std::floor(dim) != dim) {
-    fail(env, "ERR_OUT_OF_RANGE", quoted("options.dim") + " must be a positive integer no greater than 4294967295", true);
-  }
-  p.dim = static_cast<size_t>(dim);
-  p.eps = read_number(env, argv[s++], "options.eps");
-  if (!(p.eps >= 0 && p.eps <= 1.7976931348623157e308)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.eps") + " must be a finite number >= 0", true);
-  if (op.scalars & kOffset) {
-    p.offset = read_number(env, argv[s++], "options.offset");
-    if (!std::isfinite(p.offset)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.offset") + " must be a finite number", true);
-    for (size_t i = 0; i < n_slots; ++i) {
-      if (p.offset != 0 && std::strcmp(op.slots[i].name, "weight") == 0 && !p.a[i].present) {
-        fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.offset") + " requires a weight (weight is null)");
+  args::RawArgs raw;
+  raw.argc = argc;
+  if (argc == args::arity(op)) {
+    const size_t n_slots = op.slots.size();
+    for (size_t i = 0; i < n_slots; ++i) read_array(env, argv[i], raw.arrays[i]);
+    const size_t n_scalars = args::n_scalars(op);
+    for (size_t j = 0; j < n_scalars; ++j) {
+      args::RawScalar& r = raw.scalars[j];
+      if ((op.scalars & args::kAccumulate) && j == n_scalars - 1) {
+        r.ok = napi_get_value_bool(env, argv[n_slots + j], &r.boolean) == napi_ok;
+      } else {
+        r.ok = napi_get_value_double(env, argv[n_slots + j], &r.number) == napi_ok;
       }
     }
   }
-  if (op.scalars & kPartial) {
-    p.partial = read_number(env, argv[s++], "options.partial");
-    if (!(p.partial > 0 && p.partial <= 1)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.partial") + " must be in (0, 1]", true);
-  }
-  if (op.scalars & kAccumulate) p.accumulate = read_bool(env, argv[s++], "options.accumulate");
-
-  const ArrayArg& first = p.a[0];
-  for (size_t i = 1; i < n_slots; ++i) {
-    if (p.a[i].present && p.a[i].type != first.type) {
-      fail(env, "ERR_INVALID_ARG_TYPE", quoted(op.slots[i].name) + " must have the element type of \"" + op.slots[0].name + "\"");
-    }
-  }
-  if (first.length % p.dim != 0) {
-    fail(env, "ERR_OUT_OF_RANGE",
-         quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
-             "), received length " + std::to_string(first.length),
-         true);
-  }
-  p.rows = first.length / p.dim;
-  for (size_t i = 1; i < n_slots; ++i) {
-    const size_t want = expected_length(op.slots[i].len, p, first.length);
-    if (p.a[i].present && p.a[i].length != want) {
-      fail(env, "ERR_OUT_OF_RANGE",
-           quoted(op.slots[i].name) + " must have length " + std::to_string(want) + " (" +
-               length_name(op.slots[i].len, op) + "), received length " + std::to_string(p.a[i].length),
-           true);
-    }
-  }
-  // Outputs must not overlap any other array, except the one they may be in place on.
-  for (size_t o = 0; o < n_slots; ++o) {
-    if (!op.slots[o].output) continue;
-    for (size_t i = 0; i < n_slots; ++i) {
-      if (i == o || !overlaps(p.a[o], p.a[i])) continue;
-      const bool same_ok = op.slots[o].same_ok == static_cast<int>(i);
-      if (same_ok && same_view(p.a[o], p.a[i])) continue;
-      fail(env, "ERR_INVALID_ARG_VALUE",
-           quoted(op.slots[o].name) + " must not overlap \"" + op.slots[i].name + "\"" +
-               (same_ok ? " unless it is exactly the same view (in place)" : ""));
-    }
-  }
-  const double kd = std::ceil(p.partial * static_cast<double>(p.dim));
-  p.k = kd < 1 ? 1 : (kd > static_cast<double>(p.dim) ? p.dim : static_cast<size_t>(kd));
-  p.f64 = first.type == napi_float64_array;
+  Parsed p;
+  args::Error e;
+  if (!args::check(op, raw, p, e)) fail(env, e.code, e.message, e.range);
   return p;
 }
 
