@@ -464,8 +464,14 @@ function nativeArgs(op: Op, T: Ctor) {
       numbers: fc.array(fc.oneof(fc.constantFrom(0, -1, 0.5, 1, 1.5, 2 ** 32, NaN, Infinity, -Infinity), fc.double()), { minLength: scalars.length, maxLength: scalars.length }),
       bad: fc.array(fc.oneof(notANumber, notAnArray.map((f) => f())), { minLength: slots.length + scalars.length, maxLength: slots.length + scalars.length }),
       arity: fc.oneof({ weight: 12, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-1, 1, 5) }),
+      clean: fc.boolean(), // every piece well-formed (arrays may still alias): mostly valid calls
     })
     .map((k) => {
+      if (k.clean) {
+        k.kinds = k.kinds.map((v) => (v < 24 ? 24 + v : v));
+        k.scalarKinds = k.scalarKinds.map(() => 99);
+        k.arity = 0;
+      }
       const n = k.dim * k.rows;
       const shared = new T(6 * n + 64).fill(SENTINEL);
       const lengths = { n, dim: k.dim, rows: k.rows };
