@@ -7,7 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
+# cmake-js passes its own CMAKE_CXX_FLAGS after ours, so the sanitizers go in the Release configuration's flags,
+# which it leaves alone.
 npx cmake-js compile --out build-asan \
-  --CDCMAKE_CXX_FLAGS="$flags" \
+  --CDCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG $flags" \
   --CDCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
-echo "sanitized addon: build-asan/Release/rmsnorm.node"
+
+# Make sure the code is instrumented, not merely linked against the runtimes.
+binary=build-asan/Release/rmsnorm.node
+undefined=$(nm -D --undefined-only "$binary")
+for symbol in __asan_report_store __ubsan_handle_; do
+  if ! grep -q "$symbol" <<<"$undefined"; then
+    echo "$binary is not instrumented (no $symbol* references)" >&2
+    exit 1
+  fi
+done
+echo "sanitized addon: $binary"
