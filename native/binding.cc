@@ -4,8 +4,9 @@
 // made only here when the native module is in use (from the data pointers read anyway), with the same messages
 // as lib/validate.ts.
 //
-// Each op is described by a table of its array arguments (OpSpec); one parser checks any op against its table
-// and produces a Job: plain C++ with no Node-API inside, run on the calling thread.
+// Each op is described by a table of its array arguments (OpSpec, in args.h); parse() reads the arguments and
+// args::check() applies the rules (plain C++, so fuzz/args_fuzz.cc can drive the same rules without Node); the
+// checked arguments become a Job: plain C++ with no Node-API inside, run on the calling thread.
 //
 // The hot path of a call: one callback, one napi_get_typedarray_info per array, a few napi_get_value_double,
 // no allocation for forward ops.
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "cpu.h"
 #include "kernels.h"
 #include "pool.h"
@@ -39,15 +41,18 @@ using rmsnorm::NormArgs;
   throw error;
 }
 
-std::string quoted(const char* name) { return std::string("The \"") + name + "\" argument"; }
-
-struct ArrayArg {
-  bool present = false;
-  napi_typedarray_type type = napi_float32_array;
-  size_t length = 0;
-  void* data = nullptr;
-  size_t bytes() const { return length * (type == napi_float64_array ? 8 : type == napi_float32_array ? 4 : 2); }
-};
+namespace args = rmsnorm::args;
+using args::ArrayArg;
+using args::OpSpec;
+using args::Parsed;
+using args::quoted;
+using args::Type;
+using args::kAddRmsNorm;
+using args::kLayerNorm;
+using args::kLayerNormBackward;
+using args::kMaxSlots;
+using args::kRmsNorm;
+using args::kRmsNormBackward;
 
 bool is_detached(napi_env env, napi_value typed_array) {
   napi_value buffer;
@@ -56,23 +61,41 @@ bool is_detached(napi_env env, napi_value typed_array) {
          napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached;
 }
 
-// Reads a typed-array argument with one napi call. Null and undefined are accepted when `optional`.
-ArrayArg read_array(napi_env env, napi_value v, const char* name, bool optional) {
-  ArrayArg a;
+// Reads a typed-array argument with one napi call (two for null, undefined and non-arrays).
+void read_array(napi_env env, napi_value v, args::RawArray& r) {
+  napi_typedarray_type type;
   // Not asking for the ArrayBuffer: creating its handle costs as much as the rest of the call.
-  if (napi_get_typedarray_info(env, v, &a.type, &a.length, &a.data, nullptr, nullptr) == napi_ok) {
-    if (a.type != napi_float32_array && a.type != napi_float64_array && a.type != napi_uint16_array) {
-      fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
+  if (napi_get_typedarray_info(env, v, &type, &r.length, &r.data, nullptr, nullptr) == napi_ok) {
+    switch (type) {
+      case napi_float32_array: r.type = Type::kF32; break;
+      case napi_float64_array: r.type = Type::kF64; break;
+      case napi_uint16_array: r.type = Type::kU16; break;
+      default: r.kind = args::RawArray::kOtherTyped; return;
     }
-    if (a.length == 0 && is_detached(env, v)) {
-      fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
-    }
-    a.present = true;
-    return a;
+    r.kind = args::RawArray::kTyped;
+    r.detached = r.length == 0 && is_detached(env, v);
+    return;
   }
   napi_valuetype t;
-  if (optional && napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined)) return a;
-  fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
+  r.kind = napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined) ? args::RawArray::kNullish
+                                                                                          : args::RawArray::kOther;
+}
+
+// For convert(): one array argument, read and checked on its own (throws unless it is a non-detached
+// Float32Array, Float64Array or Uint16Array).
+ArrayArg read_array(napi_env env, napi_value v, const char* name) {
+  args::RawArray r;
+  read_array(env, v, r);
+  if (r.kind != args::RawArray::kTyped) {
+    fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
+  }
+  if (r.length == 0 && r.detached) fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
+  ArrayArg a;
+  a.present = true;
+  a.type = r.type;
+  a.length = r.length;
+  a.data = r.data;
+  return a;
 }
 
 double read_number(napi_env env, napi_value v, const char* name) {
@@ -81,215 +104,30 @@ double read_number(napi_env env, napi_value v, const char* name) {
   return d;
 }
 
-bool read_bool(napi_env env, napi_value v, const char* name) {
-  bool b;
-  if (napi_get_value_bool(env, v, &b) != napi_ok) fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type boolean");
-  return b;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Op descriptions
-
-enum class Len { kTotal, kDim, kRows };  // x.length, dim, rows
-
-struct Slot {
-  const char* name;
-  Len len;
-  bool nullable;
-  bool output;
-  int same_ok = -1;  // index of the one slot this output may be exactly the same view of (in place)
-};
-
-enum Scalar : unsigned { kOffset = 1, kPartial = 2, kAccumulate = 4 };
-
-// The element type a slot must have follows from its length and direction: rows-long slots and dim-long
-// outputs (dweight, dbias) hold statistics (float32 for half data), dim-long inputs are parameters (float32 or
-// the half type for half data), everything else has x's type.
-enum class Elem { kData, kParam, kStat };
-Elem elem_of(const Slot& slot) {
-  if (slot.len == Len::kTotal) return Elem::kData;
-  if (slot.len == Len::kRows || slot.output) return Elem::kStat;
-  return Elem::kParam;
-}
-
-struct OpSpec {
-  const char* name;
-  std::vector<Slot> slots;  // the array arguments, first; slot 0 sets the element type and the total length
-  unsigned scalars;         // after the arrays: dim, eps, those flagged here in flag order, then dtype, castMode
-};
-
-// dtype codes: 0 for Float32Array/Float64Array data, 1 bfloat16, 2 float16 (Uint16Array data).
-enum DType : int { kNoDType = 0, kBFloat16 = 1, kFloat16 = 2 };
-
-// Slot layouts; lib/index.ts passes arguments in exactly this order.
-const OpSpec kRmsNorm{"rmsNorm",
-                      {{"x", Len::kTotal, false, false},
-                       {"weight", Len::kDim, true, false},
-                       {"options.bias", Len::kDim, true, false},
-                       {"options.out", Len::kTotal, false, true, 0},
-                       {"options.rstd", Len::kRows, true, true}},
-                      kOffset | kPartial};
-const OpSpec kLayerNorm{"layerNorm",
-                        {{"x", Len::kTotal, false, false},
-                         {"weight", Len::kDim, true, false},
-                         {"bias", Len::kDim, true, false},
-                         {"options.out", Len::kTotal, false, true, 0},
-                         {"options.mean", Len::kRows, true, true},
-                         {"options.rstd", Len::kRows, true, true}},
-                        0};
-const OpSpec kAddRmsNorm{"addRmsNorm",
-                         {{"x", Len::kTotal, false, false},
-                          {"residual", Len::kTotal, false, true},
-                          {"weight", Len::kDim, true, false},
-                          {"options.bias", Len::kDim, true, false},
-                          {"options.out", Len::kTotal, false, true, 0},
-                          {"options.rstd", Len::kRows, true, true}},
-                         kOffset | kPartial};
-const OpSpec kRmsNormBackward{"rmsNormBackward",
-                              {{"dy", Len::kTotal, false, false},
-                               {"x", Len::kTotal, false, false},
-                               {"weight", Len::kDim, true, false},
-                               {"options.rstd", Len::kRows, true, false},
-                               {"options.dx", Len::kTotal, false, true, 0},
-                               {"options.dweight", Len::kDim, true, true},
-                               {"options.dbias", Len::kDim, true, true}},
-                              kOffset | kPartial | kAccumulate};
-const OpSpec kLayerNormBackward{"layerNormBackward",
-                                {{"dy", Len::kTotal, false, false},
-                                 {"x", Len::kTotal, false, false},
-                                 {"weight", Len::kDim, true, false},
-                                 {"options.mean", Len::kRows, true, false},
-                                 {"options.rstd", Len::kRows, true, false},
-                                 {"options.dx", Len::kTotal, false, true, 0},
-                                 {"options.dweight", Len::kDim, true, true},
-                                 {"options.dbias", Len::kDim, true, true}},
-                                kAccumulate};
-
-constexpr size_t kMaxSlots = 8;
-
-struct Parsed {
-  ArrayArg a[kMaxSlots];
-  size_t dim = 0, rows = 0, k = 0;
-  double eps = 1e-5, offset = 0.0, partial = 1.0;
-  bool accumulate = false;
-  bool llama = false;
-  int dtype = kNoDType;
-  napi_typedarray_type data = napi_float32_array;   // x's type
-  napi_typedarray_type param = napi_float32_array;  // weight/bias type
-};
-
-const char* type_name(napi_typedarray_type t) {
-  return t == napi_float64_array ? "Float64Array" : t == napi_float32_array ? "Float32Array" : "Uint16Array";
-}
-
-bool overlaps(const ArrayArg& p, const ArrayArg& q) {
-  if (!p.present || !q.present || p.length == 0 || q.length == 0) return false;
-  const auto a = reinterpret_cast<uintptr_t>(p.data), b = reinterpret_cast<uintptr_t>(q.data);
-  return a < b + q.bytes() && b < a + p.bytes();
-}
-
-bool same_view(const ArrayArg& p, const ArrayArg& q) { return p.data == q.data && p.bytes() == q.bytes(); }
-
-size_t expected_length(Len len, const Parsed& p, size_t total) {
-  return len == Len::kTotal ? total : len == Len::kDim ? p.dim : p.rows;
-}
-
-const char* length_name(Len len, const OpSpec& op) {
-  return len == Len::kTotal ? (std::string(op.slots[0].name) == "dy" ? "dy.length" : "x.length")
-                            : len == Len::kDim ? "dim" : "rows";
-}
-
+// Reads every argument of `op`, then checks them all (native/args.h); throws the first rule broken.
 Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
-  const size_t n_slots = op.slots.size();
-  const size_t n_scalars = 4 + ((op.scalars & kOffset) ? 1 : 0) + ((op.scalars & kPartial) ? 1 : 0) +
-                           ((op.scalars & kAccumulate) ? 1 : 0);
-  if (argc != n_slots + n_scalars) {
-    fail(env, "ERR_INVALID_ARG_TYPE", std::string(op.name) + " expects " + std::to_string(n_slots + n_scalars) + " arguments");
-  }
-  Parsed p;
-  for (size_t i = 0; i < n_slots; ++i) p.a[i] = read_array(env, argv[i], op.slots[i].name, op.slots[i].nullable);
-  size_t s = n_slots;
-  const double dim = read_number(env, argv[s++], "options.dim");
-  if (!(dim >= 1 && dim <= 4294967295.0) || std::floor(dim) != dim) {
-    fail(env, "ERR_OUT_OF_RANGE", quoted("options.dim") + " must be a positive integer no greater than 4294967295", true);
-  }
-  p.dim = static_cast<size_t>(dim);
-  p.eps = read_number(env, argv[s++], "options.eps");
-  if (!(p.eps >= 0 && p.eps <= 1.7976931348623157e308)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.eps") + " must be a finite number >= 0", true);
-  if (op.scalars & kOffset) {
-    p.offset = read_number(env, argv[s++], "options.offset");
-    if (!std::isfinite(p.offset)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.offset") + " must be a finite number", true);
-    for (size_t i = 0; i < n_slots; ++i) {
-      if (p.offset != 0 && std::strcmp(op.slots[i].name, "weight") == 0 && !p.a[i].present) {
-        fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.offset") + " requires a weight (weight is null)");
+  args::RawArgs raw;
+  raw.argc = argc;
+  if (argc == args::arity(op)) {
+    const size_t n_slots = op.slots.size();
+    for (size_t i = 0; i < n_slots; ++i) read_array(env, argv[i], raw.arrays[i]);
+    const size_t n_scalars = args::n_scalars(op);
+    // accumulate (a boolean) comes after dim, eps, offset and partial; dtype and castMode follow it.
+    const size_t accumulate = (op.scalars & args::kAccumulate)
+                                  ? 2 + ((op.scalars & args::kOffset) ? 1 : 0) + ((op.scalars & args::kPartial) ? 1 : 0)
+                                  : n_scalars;
+    for (size_t j = 0; j < n_scalars; ++j) {
+      args::RawScalar& r = raw.scalars[j];
+      if (j == accumulate) {
+        r.ok = napi_get_value_bool(env, argv[n_slots + j], &r.boolean) == napi_ok;
+      } else {
+        r.ok = napi_get_value_double(env, argv[n_slots + j], &r.number) == napi_ok;
       }
     }
   }
-  if (op.scalars & kPartial) {
-    p.partial = read_number(env, argv[s++], "options.partial");
-    if (!(p.partial > 0 && p.partial <= 1)) fail(env, "ERR_OUT_OF_RANGE", quoted("options.partial") + " must be in (0, 1]", true);
-  }
-  if (op.scalars & kAccumulate) p.accumulate = read_bool(env, argv[s++], "options.accumulate");
-  const double dtype = read_number(env, argv[s++], "options.dtype");
-  const double cast = read_number(env, argv[s++], "options.castMode");
-
-  const ArrayArg& first = p.a[0];
-  p.data = first.type;
-  const bool half = first.type == napi_uint16_array;
-  if (half ? !(dtype == kBFloat16 || dtype == kFloat16) : dtype != kNoDType) {
-    fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.dtype") + (half ? " must be 'bfloat16' or 'float16' for Uint16Array data" : " applies to Uint16Array data only"));
-  }
-  p.dtype = static_cast<int>(dtype);
-  if (!(cast == 0 || cast == 1)) fail(env, "ERR_INVALID_ARG_VALUE", quoted("options.castMode") + " must be 'fp32' or 'llama'");
-  p.llama = cast == 1;
-  const napi_typedarray_type stat = half ? napi_float32_array : first.type;
-  p.param = first.type;
-  bool param_seen = false;
-  for (size_t i = 1; i < n_slots; ++i) {
-    const ArrayArg& a = p.a[i];
-    if (!a.present) continue;
-    const Elem e = elem_of(op.slots[i]);
-    napi_typedarray_type want = e == Elem::kData ? first.type : e == Elem::kStat ? stat : first.type;
-    if (e == Elem::kParam && half) {
-      // float32 or the half type, the same for every parameter of the call.
-      if (!param_seen && (a.type == napi_float32_array || a.type == napi_uint16_array)) p.param = a.type;
-      want = p.param;
-      param_seen = true;
-    }
-    if (a.type != want) {
-      fail(env, "ERR_INVALID_ARG_TYPE", quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
-    }
-  }
-  if (first.length % p.dim != 0) {
-    fail(env, "ERR_OUT_OF_RANGE",
-         quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
-             "), received length " + std::to_string(first.length),
-         true);
-  }
-  p.rows = first.length / p.dim;
-  for (size_t i = 1; i < n_slots; ++i) {
-    const size_t want = expected_length(op.slots[i].len, p, first.length);
-    if (p.a[i].present && p.a[i].length != want) {
-      fail(env, "ERR_OUT_OF_RANGE",
-           quoted(op.slots[i].name) + " must have length " + std::to_string(want) + " (" +
-               length_name(op.slots[i].len, op) + "), received length " + std::to_string(p.a[i].length),
-           true);
-    }
-  }
-  // Outputs must not overlap any other array, except the one they may be in place on.
-  for (size_t o = 0; o < n_slots; ++o) {
-    if (!op.slots[o].output) continue;
-    for (size_t i = 0; i < n_slots; ++i) {
-      if (i == o || !overlaps(p.a[o], p.a[i])) continue;
-      const bool same_ok = op.slots[o].same_ok == static_cast<int>(i);
-      if (same_ok && same_view(p.a[o], p.a[i])) continue;
-      fail(env, "ERR_INVALID_ARG_VALUE",
-           quoted(op.slots[o].name) + " must not overlap \"" + op.slots[i].name + "\"" +
-               (same_ok ? " unless it is exactly the same view (in place)" : ""));
-    }
-  }
-  const double kd = std::ceil(p.partial * static_cast<double>(p.dim));
-  p.k = kd < 1 ? 1 : (kd > static_cast<double>(p.dim) ? p.dim : static_cast<size_t>(kd));
+  Parsed p;
+  args::Error e;
+  if (!args::check(op, raw, p, e)) fail(env, e.code, e.message, e.range);
   return p;
 }
 
@@ -501,11 +339,11 @@ void bind_with(AnyJob& job, const OpSpec& op, const rmsnorm::OpTable<T, W>& t, c
 }
 
 void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) {
-  const bool w32 = p.param == napi_float32_array;
+  const bool w32 = p.param == Type::kF32;
   switch (p.data) {
-    case napi_float64_array: return bind_with(job, op, t->f64, p);
-    case napi_uint16_array:
-      if (p.dtype == kBFloat16) return w32 ? bind_with(job, op, t->bf16_w32, p) : bind_with(job, op, t->bf16, p);
+    case Type::kF64: return bind_with(job, op, t->f64, p);
+    case Type::kU16:
+      if (p.dtype == args::kBFloat16) return w32 ? bind_with(job, op, t->bf16_w32, p) : bind_with(job, op, t->bf16, p);
       return w32 ? bind_with(job, op, t->f16_w32, p) : bind_with(job, op, t->f16, p);
     default: return bind_with(job, op, t->f32, p);
   }
@@ -690,17 +528,17 @@ class Addon : public Napi::Addon<Addon> {
         fail(env, "ERR_OUT_OF_RANGE", quoted("direction") + " must be 0, 1, 2 or 3", true);
       }
       const bool to_half = direction == 0 || direction == 2;
-      const ArrayArg src = read_array(env, argv[1], "src", false);
-      const ArrayArg dst = read_array(env, argv[2], "out", false);
-      const napi_typedarray_type want_src = to_half ? napi_float32_array : napi_uint16_array;
-      const napi_typedarray_type want_dst = to_half ? napi_uint16_array : napi_float32_array;
-      if (src.type != want_src) fail(env, "ERR_INVALID_ARG_TYPE", quoted("src") + " must be a " + type_name(want_src));
-      if (dst.type != want_dst) fail(env, "ERR_INVALID_ARG_TYPE", quoted("out") + " must be a " + type_name(want_dst));
+      const ArrayArg src = read_array(env, argv[1], "src");
+      const ArrayArg dst = read_array(env, argv[2], "out");
+      const Type want_src = to_half ? Type::kF32 : Type::kU16;
+      const Type want_dst = to_half ? Type::kU16 : Type::kF32;
+      if (src.type != want_src) fail(env, "ERR_INVALID_ARG_TYPE", quoted("src") + " must be a " + args::type_name(want_src));
+      if (dst.type != want_dst) fail(env, "ERR_INVALID_ARG_TYPE", quoted("out") + " must be a " + args::type_name(want_dst));
       if (dst.length != src.length) {
         fail(env, "ERR_OUT_OF_RANGE",
              quoted("out") + " must have length " + std::to_string(src.length) + ", received length " + std::to_string(dst.length), true);
       }
-      if (overlaps(src, dst)) fail(env, "ERR_INVALID_ARG_VALUE", quoted("out") + " must not overlap \"src\"");
+      if (args::overlaps(src, dst)) fail(env, "ERR_INVALID_ARG_VALUE", quoted("out") + " must not overlap \"src\"");
       const rmsnorm::ConvertTable& c = static_cast<Addon*>(self)->table_->convert;
       const size_t n = src.length;
       if (direction == 0) c.to_bf16(static_cast<const float*>(src.data), static_cast<bf16_t*>(dst.data), n);
