@@ -276,6 +276,7 @@ void bind_backward(BackwardJob<T, W>& job, rmsnorm::BackwardKernel<T, W> kernel,
   a.k = p.k;
   a.eps = p.eps;
   a.offset = p.offset;
+  a.stream = p.rows * p.dim * sizeof(T) >= kStreamMinBytes;
   job.dweight = out<S>(dw);
   job.dbias = out<S>(db);
   job.accumulate = p.accumulate;

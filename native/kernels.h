@@ -67,6 +67,7 @@ struct BackwardArgs {
   size_t k = 0;
   double eps = 1e-5;
   double offset = 0.0;
+  bool stream = false;  // write dx with non-temporal stores (large calls)
 };
 
 // A forward row-range kernel: rows [r0, r1). Rows are independent, so any partition gives bitwise the same
