@@ -36,7 +36,7 @@ export interface NativeBinding extends Kernels, AsyncKernels, Converter {
   setThreads(n: number): void;
   /** The current thread setting. */
   threads(): number;
-  /** Instruction sets this CPU and OS can run, best first, e.g. ['avx512', 'avx2', 'scalar']. */
+  /** Instruction sets this CPU and OS can run, best first, e.g. ['avx512bf16', 'avx512', 'avx2', 'scalar']. */
   supportedIsas(): string[];
   /** Use the best kernels at or below `cap`; returns the ISA now in use. Throws for a name this architecture lacks. */
   selectIsa(cap: string): string;

@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 // and the pure-TypeScript fallback. RMSNORM_BACKEND=native makes a native project fail loudly rather than
 // quietly testing the fallback.
 const backends = [
+  { name: 'avx512bf16', env: { RMSNORM_BACKEND: 'native', RMSNORM_ISA: 'avx512bf16' } },
   { name: 'avx512', env: { RMSNORM_BACKEND: 'native', RMSNORM_ISA: 'avx512' } },
   { name: 'avx2', env: { RMSNORM_BACKEND: 'native', RMSNORM_ISA: 'avx2' } },
   { name: 'neon', env: { RMSNORM_BACKEND: 'native', RMSNORM_ISA: 'neon' } },

@@ -449,7 +449,7 @@ async function peersChild(quick, threadsAll) {
 // ---------------------------------------------------------------- parent: spawn, collect, print
 
 function candidateIsas() {
-  return process.arch === 'arm64' ? ['neon', 'scalar'] : ['avx512', 'avx2', 'scalar'];
+  return process.arch === 'arm64' ? ['neon', 'scalar'] : ['avx512bf16', 'avx512', 'avx2', 'scalar'];
 }
 
 function runChild(args, env) {

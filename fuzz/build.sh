@@ -27,6 +27,7 @@ case "$(uname -m)" in
   x86_64 | amd64)
     kernel avx2 RMSNORM_TARGET_AVX2 -mavx2 -mfma -mf16c
     kernel avx512 RMSNORM_TARGET_AVX512 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq -mavx512vl
+    kernel avx512bf16 RMSNORM_TARGET_AVX512BF16 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512bf16
     ;;
   aarch64 | arm64)
     kernel neon RMSNORM_TARGET_NEON

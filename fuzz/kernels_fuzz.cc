@@ -679,7 +679,7 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
 
 template <typename T>
 void run_all(const Call& c, const uint8_t* data, size_t size, size_t header) {
-  const rmsnorm::KernelTable* tables[4];
+  const rmsnorm::KernelTable* tables[rmsnorm::kMaxTables];
   const int count = rmsnorm::supported_tables(tables);
   for (int t = 0; t < count; ++t) {
     // Every table decodes the same values from the same bytes.
@@ -696,7 +696,7 @@ void run_all(const Call& c, const uint8_t* data, size_t size, size_t header) {
 
 // The half tables: bfloat16 or float16 data, with parameters of the data type or float32.
 void run_half(const Call& c, int which, const uint8_t* data, size_t size, size_t header) {
-  const rmsnorm::KernelTable* tables[4];
+  const rmsnorm::KernelTable* tables[rmsnorm::kMaxTables];
   const int count = rmsnorm::supported_tables(tables);
   for (int t = 0; t < count; ++t) {
     FuzzedDataProvider in(data + header, size - header);

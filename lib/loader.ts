@@ -5,7 +5,7 @@
 // but fails to load, and records every failure. Environment:
 //   RMSNORM_BACKEND=js      never load native code
 //   RMSNORM_BACKEND=native  native or nothing: a load failure throws, with what was tried
-//   RMSNORM_ISA=scalar|avx2|avx512|neon   cap the kernels (for tests and benchmarks)
+//   RMSNORM_ISA=scalar|avx2|avx512|avx512bf16|neon   cap the kernels (for tests and benchmarks)
 //   RMSNORM_BINARY=/path/to/rmsnorm.node  load exactly this file (a sanitizer or debug build, say)
 // When the module cannot load and no backend was demanded, the pure-TypeScript fallback runs and a warning
 // with code RMSNORM_NATIVE_UNAVAILABLE is emitted once.
@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativeBinding } from '../binding';
 
-export type Isa = 'avx512' | 'avx2' | 'neon' | 'scalar' | 'js';
+export type Isa = 'avx512bf16' | 'avx512' | 'avx2' | 'neon' | 'scalar' | 'js';
 
 export interface Loaded {
   binding: NativeBinding | null;

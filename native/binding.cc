@@ -388,7 +388,7 @@ struct AsyncCall {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    const KernelTable* tables[4];
+    const KernelTable* tables[rmsnorm::kMaxTables];
     table_ = rmsnorm::supported_tables(tables) > 0 ? tables[0] : &rmsnorm::kernel_table_scalar;
     threads_ = rmsnorm::hardware_threads();
     DefineAddon(exports, {
@@ -482,7 +482,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
-    const KernelTable* tables[4];
+    const KernelTable* tables[rmsnorm::kMaxTables];
     const int n = rmsnorm::supported_tables(tables);
     Napi::Array out = Napi::Array::New(info.Env(), n);
     for (int i = 0; i < n; ++i) out.Set(i, Napi::String::New(info.Env(), tables[i]->isa));

@@ -15,6 +15,7 @@ namespace {
 struct X86Features {
   bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
   bool avx512 = false;  // AVX-512 F/BW/DQ/VL, with the OS saving opmask and ZMM state
+  bool avx512bf16 = false;  // and AVX512_BF16
 };
 
 // XGETBV reads which register files the OS saves on a context switch. Without that, an AVX instruction can
@@ -35,11 +36,13 @@ X86Features detect_x86() {
   const bool ymm_state = (xcr0 & 0x6) == 0x6;           // SSE + AVX
   const bool zmm_state = (xcr0 & 0xE6) == 0xE6;         // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const unsigned max_subleaf = a;
   const bool avx2 = b & (1u << 5);
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
              avx512vl = b & (1u << 31);
   f.avx2 = ymm_state && avx2 && fma && f16c;
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  if (f.avx512 && max_subleaf >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512bf16 = a & (1u << 5);
   return f;
 }
 
@@ -55,6 +58,7 @@ int isa_rank(const char* name) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (std::strcmp(name, "avx2") == 0) return 1;
   if (std::strcmp(name, "avx512") == 0) return 2;
+  if (std::strcmp(name, "avx512bf16") == 0) return 3;
 #endif
 #if defined(__aarch64__) || defined(_M_ARM64)
   if (std::strcmp(name, "neon") == 0) return 1;
@@ -64,9 +68,10 @@ int isa_rank(const char* name) {
 
 }  // namespace
 
-int supported_tables(const KernelTable* out[4]) {
+int supported_tables(const KernelTable* out[kMaxTables]) {
   int n = 0;
 #if defined(__x86_64__) || defined(_M_X64)
+  if (features().avx512bf16) out[n++] = &kernel_table_avx512bf16;
   if (features().avx512) out[n++] = &kernel_table_avx512;
   if (features().avx2) out[n++] = &kernel_table_avx2;
 #endif
@@ -80,7 +85,7 @@ int supported_tables(const KernelTable* out[4]) {
 const KernelTable* select_table(const char* cap) {
   const int limit = isa_rank(cap);
   if (limit < 0) return nullptr;
-  const KernelTable* tables[4];
+  const KernelTable* tables[kMaxTables];
   const int n = supported_tables(tables);
   for (int i = 0; i < n; ++i) {
     if (isa_rank(tables[i]->isa) <= limit) return tables[i];

@@ -6,12 +6,14 @@
 
 namespace rmsnorm {
 
-// Kernel tables this CPU (and its operating system) can run, best first; always ends with the scalar table.
-// Returns the number of entries written to out (at most 4).
-int supported_tables(const KernelTable* out[4]);
+constexpr int kMaxTables = 5;
 
-// The best supported table whose ISA is at or below `cap` in the order scalar < avx2 < avx512 (x86-64) or
-// scalar < neon (arm64). Returns null for a cap that is not an ISA name of this architecture.
+// Kernel tables this CPU (and its operating system) can run, best first; always ends with the scalar table.
+// Returns the number of entries written to out (at most kMaxTables).
+int supported_tables(const KernelTable* out[kMaxTables]);
+
+// The best supported table whose ISA is at or below `cap` in the order scalar < avx2 < avx512 < avx512bf16
+// (x86-64) or scalar < neon (arm64). Returns null for a cap that is not an ISA name of this architecture.
 const KernelTable* select_table(const char* cap);
 
 }  // namespace rmsnorm

@@ -981,7 +981,10 @@ void to_float(const H* src, float* dst, size_t n) {
 
 namespace rmsnorm {
 
-#if defined(RMSNORM_TARGET_AVX512)
+#if defined(RMSNORM_TARGET_AVX512BF16)
+#define RMSNORM_TABLE kernel_table_avx512bf16
+#define RMSNORM_ISA_NAME "avx512bf16"
+#elif defined(RMSNORM_TARGET_AVX512)
 #define RMSNORM_TABLE kernel_table_avx512
 #define RMSNORM_ISA_NAME "avx512"
 #elif defined(RMSNORM_TARGET_AVX2)

@@ -100,7 +100,7 @@ struct ConvertTable {
 };
 
 struct KernelTable {
-  const char* isa;  // "scalar", "avx2", "avx512", "neon"
+  const char* isa;  // "scalar", "avx2", "avx512", "avx512bf16", "neon"
   OpTable<float, float> f32;
   OpTable<double, double> f64;
   OpTable<bf16_t, bf16_t> bf16;      // bfloat16 data and parameters
@@ -115,6 +115,7 @@ extern const KernelTable kernel_table_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const KernelTable kernel_table_avx2;
 extern const KernelTable kernel_table_avx512;
+extern const KernelTable kernel_table_avx512bf16;
 #endif
 #if defined(__aarch64__) || defined(_M_ARM64)
 extern const KernelTable kernel_table_neon;

@@ -1,5 +1,5 @@
 // Checks that a cmake-js build of the addon runs on every CPU of its architecture: only the per-ISA kernel
-// objects (kernels_avx2, kernels_avx512) may contain instructions beyond the architecture's baseline
+// objects (kernels_avx2, kernels_avx512, kernels_avx512bf16) may contain instructions beyond the architecture's baseline
 // (x86-64 = SSE2; AArch64 = ARMv8.0-A with Advanced SIMD), and nothing in them may be reachable without
 // going through the kernel table that cpu.cc hands out only after cpuid + xgetbv said yes:
 //   - the baseline objects (binding, cpu, pool, kernels_scalar, and kernels_neon, NEON being AArch64
@@ -63,7 +63,7 @@ function listObjects(dir) {
   return out.sort();
 }
 
-// Which kernel target an object belongs to ("avx2", "avx512", "neon", "scalar"), or null for the rest.
+// Which kernel target an object belongs to ("avx2", "avx512", "avx512bf16", "neon", "scalar"), or null for the rest.
 function isaOf(object) {
   const m = /kernels_([a-z0-9]+)\.dir/.exec(object);
   return m ? m[1] : null;
@@ -84,7 +84,7 @@ export function checkBaseline(buildDir, arch, { tools = '' } = {}) {
   for (const object of objects) {
     const isa = isaOf(object);
     const rel = path.relative(buildDir, object);
-    const wide = arch === 'x64' && (isa === 'avx2' || isa === 'avx512');
+    const wide = arch === 'x64' && (isa === 'avx2' || isa === 'avx512' || isa === 'avx512bf16');
     if (wide) {
       // Only the kernel table may be visible to the linker, and nothing may run before it is chosen.
       const symbols = execFileSync(nm, ['--defined-only', '--extern-only', object], { encoding: 'utf8' })

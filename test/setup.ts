@@ -15,7 +15,7 @@ export function supportedIsas(): string[] {
   }
 }
 
-const rank: Record<string, number> = { scalar: 0, avx2: 1, neon: 1, avx512: 2 };
+const rank: Record<string, number> = { scalar: 0, avx2: 1, neon: 1, avx512: 2, avx512bf16: 3 };
 
 /** The ISA a cap should select: the best supported one at or below it. */
 export function expectedIsa(): string {

@@ -13,7 +13,7 @@ export const y64: Float64Array = rmsNorm(x64, w64, { eps: 1e-6, rstd: new Float6
 export const yNull: Float32Array = rmsNorm(x32, null, { dim: 4, bias: w32, out: new Float32Array(8) });
 export const opts: RmsNormOptions<Float32Array> = { dim: 4, offset: 1, partial: 0.5 };
 export const info: Backend = backend();
-export const isa: 'avx512' | 'avx2' | 'neon' | 'scalar' | 'js' = backend().isa;
+export const isa: 'avx512bf16' | 'avx512' | 'avx2' | 'neon' | 'scalar' | 'js' = backend().isa;
 
 // @ts-expect-error: a Float64Array result is not a Float32Array
 export const wrongOut: Float32Array = rmsNorm(x64, w64);

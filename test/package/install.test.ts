@@ -47,7 +47,7 @@ function expectedIsa(): string {
   if (process.arch === 'arm64') return 'neon';
   if (process.arch !== 'x64') return 'scalar';
   const flags = new Set((/^flags\s*:(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '').trim().split(/\s+/));
-  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'avx512';
+  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return flags.has('avx512_bf16') ? 'avx512bf16' : 'avx512';
   if (['avx2', 'fma', 'f16c'].every((f) => flags.has(f))) return 'avx2';
   return 'scalar';
 }

@@ -57,8 +57,8 @@ describe('loader', () => {
     expect(r.stderr).toBe('');
   });
 
-  it.each(['scalar', 'avx2', 'avx512', 'neon'])('RMSNORM_ISA=%s caps the kernels', (cap) => {
-    const rank: Record<string, number> = { scalar: 0, avx2: 1, neon: 1, avx512: 2 };
+  it.each(['scalar', 'avx2', 'avx512', 'avx512bf16', 'neon'])('RMSNORM_ISA=%s caps the kernels', (cap) => {
+    const rank: Record<string, number> = { scalar: 0, avx2: 1, neon: 1, avx512: 2, avx512bf16: 3 };
     const valid = process.arch === 'arm64' ? cap === 'scalar' || cap === 'neon' : cap !== 'neon';
     const r = run(`const m = require('./'); console.log(m.backend().isa)`, { RMSNORM_ISA: cap });
     if (valid) {
