@@ -305,32 +305,42 @@ const floatKernels = {
     const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
+      // xhat = (x * 2^-ce - mu) * 2^(ce - e) * r and dx = (r * (g - a - xhat * b)) * 2^-e: e and ce are
+      // non-zero for float64 rows rescaled by layerNormScale (x - mean, or rstd itself, may leave float64's range).
       let mu: number;
       let r: number;
+      let e = 0;
+      let ce = 0;
       if (mean && rstd) {
         mu = mean[row]!;
         r = rstd[row]!;
       } else {
         layerNormScale(x, base, dim, eps, s);
-        mu = s.mean;
-        r = rstdOf(s);
+        mu = s.meanS;
+        r = s.r;
+        e = s.e;
+        ce = s.ce;
       }
+      const xhatOf =
+        e === 0 && ce === 0
+          ? (i: number) => (x[base + i]! - mu) * r
+          : (i: number) => scale2((scale2(x[base + i]!, -ce) - mu) * r, ce - e);
       let sg = 0;
       let sgx = 0;
       for (let i = 0; i < dim; i++) {
         const g = dy[base + i]! * (weight ? weight[i]! : 1);
         sg += g;
-        sgx += g * (x[base + i]! - mu) * r;
+        sgx += g * xhatOf(i);
       }
       const a = sg / dim;
       const b = sgx / dim;
       for (let i = 0; i < dim; i++) {
         const gy = dy[base + i]!;
-        const xhat = (x[base + i]! - mu) * r;
+        const xhat = xhatOf(i);
         if (dweight) dw[i] = dw[i]! + gy * xhat;
         if (dbias) db[i] = db[i]! + gy;
         const g = gy * (weight ? weight[i]! : 1);
-        dx[base + i] = r * (g - a - xhat * b);
+        dx[base + i] = e === 0 ? r * (g - a - xhat * b) : scale2(r * (g - a - xhat * b), -e);
       }
     }
     storeGrad(dweight, dw, accumulate);

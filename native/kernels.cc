@@ -819,7 +819,7 @@ bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T, W>& a, size_t r, d
   const double nd = static_cast<double>(n);
   const T* x = a.x + r * n;
   const T* dy = a.dy + r * n;
-  const double mean = row_sum(x, n) / nd;
+  double mean = row_sum(x, n) / nd;
   const auto vm = D::set1(mean);
   typename D::R sq = D::zero(), lin = D::zero(), sg = D::zero(), sgd = D::zero();
   for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
@@ -839,13 +839,23 @@ bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T, W>& a, size_t r, d
   });
   const double s2 = D::sum(sq), s1 = D::sum(lin);
   const bool in_range = mean - mean == 0.0 && s2 <= kDblMax && (s2 >= kSafeSumMin || (s2 == 0.0 && sizeof(T) == 4));
-  if (!in_range && s2 == s2) return false;
+  // A NaN s2 is NaN or infinite data, NaN out either way; for float64 it may also be a sum that overflowed,
+  // which ln_row_moments handles.
+  if (!in_range && (s2 == s2 || std::is_same<T, double>::value)) return false;
   const double var = (s2 - s1 * s1 / nd) / nd;
   const double rstd = 1.0 / __builtin_sqrt((var > 0.0 ? var : 0.0) + a.eps);
+  double sgd_sum = D::sum(sgd);
+  if (var <= 0.0) {
+    // The correction ln_row_moments makes: a constant row's mean becomes the constant, so its xhat is 0 and not
+    // the mean's rounding times 1/sqrt(eps). sum g (x - mean) follows the shifted mean.
+    const double shift = s1 / nd;
+    mean += shift;
+    sgd_sum -= shift * D::sum(sg);
+  }
   *mean_out = mean;
   *rstd_out = rstd;
   *ga = D::sum(sg) / nd;
-  *gb = rstd * D::sum(sgd) / nd;
+  *gb = rstd * sgd_sum / nd;
   return true;
 }
 
@@ -875,8 +885,15 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double*
   double sums[2];
   blocked_row_sums<T, 2>(n, sums, [&](size_t i, bool full, size_t m, typename V::R* acc) {
     const auto g = V::mul(load_t(dy, i, full, m), a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1)));
-    const auto xhat = V::mul(V::sub(V::sub(load_t(x, i, full, m), vmh), vml), vr);
-    // Lanes past m: g is 0 there (dy loads as 0), so they add nothing.
+    auto xhat = V::mul(V::sub(V::sub(load_t(x, i, full, m), vmh), vml), vr);
+    if (!full) {
+      // Lanes past m: g is 0 there (dy loads as 0), but xhat = (0 - mean) * rstd may overflow to an infinity,
+      // and 0 * inf is NaN. Zero them.
+      alignas(64) C t[V::N];
+      V::store(t, xhat);
+      for (size_t j = m; j < V::N; ++j) t[j] = C(0);
+      xhat = V::load(t);
+    }
     acc[0] = V::add(acc[0], g);
     acc[1] = V::fma(g, xhat, acc[1]);
   });
