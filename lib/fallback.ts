@@ -20,6 +20,19 @@ function exponentOf(m: number): number {
   return Math.floor(Math.log2(m)); // any nearby power of two works: it only keeps the scaled sums in range
 }
 
+/**
+ * d * 2^-e * r * f for finite non-zero d and r, with no intermediate overflow or underflow: d, f and the
+ * product of d with r are brought near 1 by exact powers of two, which are applied once at the end
+ * (kernels.cc's mul_exp).
+ */
+function mulExp(d: number, e: number, r: number, f: number): number {
+  const ed = exponentOf(Math.abs(d));
+  const p = scale2(d, -ed) * r;
+  const ep = exponentOf(Math.abs(p));
+  const ef = f - f === 0 && f !== 0 ? exponentOf(Math.abs(f)) : 0;
+  return scale2(scale2(p, -ep) * scale2(f, -ef), ed + ep + ef - e);
+}
+
 /** Sum of squares of x[base .. base+k), four accumulators as in the native kernels. */
 function sumSquares(x: FloatArray, base: number, k: number): number {
   let a0 = 0;
@@ -44,9 +57,12 @@ function sumSquares(x: FloatArray, base: number, k: number): number {
   return a0 + a1 + (a2 + a3);
 }
 
-/** A row's statistics: rstd = r * 2^-e, and outputs are ((x - mean) * 2^-e) * r. */
+/** A row's statistics: rstd = r * 2^-e, and outputs are (x * 2^-ce - meanS) * 2^(ce - e) * r. */
 interface RowScale {
   mean: number;
+  /** The mean times 2^-ce (= mean where ce is 0), with the fraction a subnormal mean loses. */
+  meanS: number;
+  ce: number;
   r: number;
   e: number;
 }
@@ -58,6 +74,8 @@ interface RowScale {
 function rmsScale(x: FloatArray, base: number, k: number, eps: number, s: RowScale): void {
   let ss = sumSquares(x, base, k);
   s.mean = 0;
+  s.meanS = 0;
+  s.ce = 0;
   s.e = 0;
   if ((ss >= SAFE_SUM_MIN && ss <= Number.MAX_VALUE) || ss !== ss) {
     s.r = 1 / Math.sqrt(ss / k + eps);
@@ -97,24 +115,31 @@ function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: 
     lin += d;
   }
   s.mean = mean;
+  s.meanS = mean;
+  s.ce = 0;
   s.e = 0;
-  // sq === 0 may be a constant row or float64 deviations whose squares underflowed: the rescaled path below
-  // handles both (kernels.cc skips it for float32 data, where only a constant row gives 0).
+  // sq === 0 may be a constant row or float64 deviations whose squares underflowed, and a NaN sq a NaN or an
+  // infinity in the row or a float64 sum that overflowed: the rescaled path below tells them apart (kernels.cc
+  // skips it for float32 data, where only a constant row gives 0 and only NaN or infinite data NaN).
   const inRange = mean - mean === 0 && sq <= Number.MAX_VALUE && sq >= SAFE_SUM_MIN;
-  if (inRange || sq !== sq) {
-    s.r = 1 / Math.sqrt(Math.max((sq - (lin * lin) / n) / n, 0) + eps);
+  if (inRange) {
+    const variance = (sq - (lin * lin) / n) / n;
+    // A variance of 0: the mean corrected by the deviations' sum, as in kernels.cc (a constant row's mean is
+    // then the constant itself, not a few units off it).
+    if (variance <= 0) s.mean = s.meanS = mean + lin / n;
+    s.r = 1 / Math.sqrt(Math.max(variance, 0) + eps);
     return;
   }
   let m = 0;
-  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(x[base + i]!));
+  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(x[base + i]!)); // NaN if the row holds one
   if (m === 0 || !(m <= Number.MAX_VALUE)) {
-    s.r = 1 / Math.sqrt(eps);
+    s.r = 1 / Math.sqrt(eps); // zeros; or NaN or an infinity, where the mean is NaN or infinite: NaN out
     return;
   }
   const e = exponentOf(m);
   let sumS = 0;
   for (let i = 0; i < n; i++) sumS += scale2(x[base + i]!, -e);
-  const meanS = sumS / n;
+  let meanS = sumS / n;
   let sqS = 0;
   let linS = 0;
   for (let i = 0; i < n; i++) {
@@ -122,29 +147,68 @@ function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: 
     sqS += d * d;
     linS += d;
   }
-  s.mean = scale2(meanS, e);
-  const t = scale2(eps, -2 * e);
   const varS = (sqS - (linS * linS) / n) / n;
-  // eps dominates (t overflowed), or the row is constant: var + eps is eps itself.
+  if (varS <= 0) meanS += linS / n;
+  s.mean = scale2(meanS, e);
+  s.meanS = s.mean;
+  const t = scale2(eps, -2 * e);
+  // eps dominates (t overflowed), or the row is constant: var + eps is eps itself, rstd 1/sqrt(eps) unscaled.
+  // A row below eps's square root keeps its scaled mean (its mean may be subnormal).
   if (t === Infinity || !(varS > 0)) {
     s.r = 1 / Math.sqrt(eps);
+    if (t === Infinity) {
+      s.meanS = meanS;
+      s.ce = e;
+    }
     return;
   }
   s.r = 1 / Math.sqrt(varS + t);
+  s.meanS = meanS;
+  s.ce = e;
   s.e = e;
+}
+
+/**
+ * With partial < 1 a value past the first k may be far larger than those that make rstd, and its x * rstd
+ * overflow float64 where the output is finite: possible only where rstd > 1, and then the tail's sum of
+ * squares bounds its largest magnitude (kernels.cc's tail_may_overflow). float32 data never overflows double.
+ */
+function tailMayOverflow(x: FloatArray, base: number, k: number, n: number, s: RowScale): boolean {
+  if (k === n || x instanceof Float32Array || s.e !== 0 || !(s.r > 1)) return false;
+  const ss = sumSquares(x, base + k, n - k);
+  return !(ss * s.r * s.r < 2 ** 1020);
 }
 
 function rstdOf(s: RowScale): number {
   return s.e === 0 ? s.r : scale2(s.r, -s.e);
 }
 
-/** y[base..base+n) = ((x - mean) * 2^-e * r) * (offset + w) + b. */
-function writeRow(x: FloatArray, y: FloatArray, base: number, n: number, w: Arr, b: Arr, offset: number, s: RowScale): void {
-  const { mean, e } = s;
-  if (e !== 0) {
+/**
+ * y[base..base+n) = ((x * 2^-ce - meanS) * 2^(ce - e) * r) * (offset + w) + b. Rescaled rows, and rows where
+ * the caller found an intermediate might overflow (`careful`), take the element-by-element path of mulExp.
+ * `centered`: a LayerNorm row, scaled before the mean is subtracted (x - mean itself may overflow).
+ */
+function writeRow(
+  x: FloatArray,
+  y: FloatArray,
+  base: number,
+  n: number,
+  w: Arr,
+  b: Arr,
+  offset: number,
+  s: RowScale,
+  centered: boolean,
+  careful = false,
+): void {
+  const { mean, e, ce } = s;
+  if (e !== 0 || ce !== 0 || careful) {
+    const r = s.r;
+    const de = centered ? e - ce : e;
     for (let i = 0; i < n; i++) {
-      let v = scale2(x[base + i]! - mean, -e) * s.r;
-      if (w) v *= offset + w[i]!;
+      let d = x[base + i]!;
+      if (centered) d = scale2(d, -ce) - s.meanS;
+      const f = w ? offset + w[i]! : 1;
+      let v = d - d === 0 && d !== 0 && r - r === 0 && r !== 0 ? mulExp(d, de, r, f) : scale2(d, -de) * r * f;
       if (b) v += b[i]!;
       y[base + i] = v;
     }
@@ -168,37 +232,37 @@ const floatKernels = {
   rmsNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
-    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
       rmsScale(x, base, k, eps, s);
       if (rstd) rstd[row] = rstdOf(s);
-      writeRow(x, out, base, dim, weight, bias, offset, s);
+      writeRow(x, out, base, dim, weight, bias, offset, s, false, tailMayOverflow(x, base, k, dim, s));
     }
   },
 
   layerNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, mean: Arr, rstd: Arr, dim: number, eps: number) {
     const rows = x.length / dim;
-    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
       layerNormScale(x, base, dim, eps, s);
       if (rstd) rstd[row] = rstdOf(s);
       if (mean) mean[row] = s.mean;
-      writeRow(x, out, base, dim, weight, bias, 0, s);
+      writeRow(x, out, base, dim, weight, bias, 0, s, true);
     }
   },
 
   addRmsNorm(x: FloatArray, residual: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
-    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
       for (let i = base; i < base + dim; i++) residual[i] = residual[i]! + x[i]!; // rounds to the element type
       rmsScale(residual, base, k, eps, s);
       if (rstd) rstd[row] = rstdOf(s);
-      writeRow(residual, out, base, dim, weight, bias, offset, s);
+      writeRow(residual, out, base, dim, weight, bias, offset, s, false, tailMayOverflow(residual, base, k, dim, s));
     }
   },
 
@@ -207,7 +271,7 @@ const floatKernels = {
     const k = partialCount(partial, dim);
     const dw = new Float64Array(dweight ? dim : 0);
     const db = new Float64Array(dbias ? dim : 0);
-    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
       let r: number;
@@ -238,35 +302,45 @@ const floatKernels = {
     const rows = x.length / dim;
     const dw = new Float64Array(dweight ? dim : 0);
     const db = new Float64Array(dbias ? dim : 0);
-    const s: RowScale = { mean: 0, r: 0, e: 0 };
+    const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
+      // xhat = (x * 2^-ce - mu) * 2^(ce - e) * r and dx = (r * (g - a - xhat * b)) * 2^-e: e and ce are
+      // non-zero for float64 rows rescaled by layerNormScale (x - mean, or rstd itself, may leave float64's range).
       let mu: number;
       let r: number;
+      let e = 0;
+      let ce = 0;
       if (mean && rstd) {
         mu = mean[row]!;
         r = rstd[row]!;
       } else {
         layerNormScale(x, base, dim, eps, s);
-        mu = s.mean;
-        r = rstdOf(s);
+        mu = s.meanS;
+        r = s.r;
+        e = s.e;
+        ce = s.ce;
       }
+      const xhatOf =
+        e === 0 && ce === 0
+          ? (i: number) => (x[base + i]! - mu) * r
+          : (i: number) => scale2((scale2(x[base + i]!, -ce) - mu) * r, ce - e);
       let sg = 0;
       let sgx = 0;
       for (let i = 0; i < dim; i++) {
         const g = dy[base + i]! * (weight ? weight[i]! : 1);
         sg += g;
-        sgx += g * (x[base + i]! - mu) * r;
+        sgx += g * xhatOf(i);
       }
       const a = sg / dim;
       const b = sgx / dim;
       for (let i = 0; i < dim; i++) {
         const gy = dy[base + i]!;
-        const xhat = (x[base + i]! - mu) * r;
+        const xhat = xhatOf(i);
         if (dweight) dw[i] = dw[i]! + gy * xhat;
         if (dbias) db[i] = db[i]! + gy;
         const g = gy * (weight ? weight[i]! : 1);
-        dx[base + i] = r * (g - a - xhat * b);
+        dx[base + i] = e === 0 ? r * (g - a - xhat * b) : scale2(r * (g - a - xhat * b), -e);
       }
     }
     storeGrad(dweight, dw, accumulate);
@@ -378,7 +452,7 @@ export const fallback: Kernels = {
     floatKernels.rmsNorm(xf, w, b, yf, r, dim, eps, offset, partial);
     if (castMode === 1) {
       const k = partialCount(partial, dim);
-      const s: RowScale = { mean: 0, r: 0, e: 0 };
+      const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
       for (let row = 0; row < rows; row++) {
         rmsScale(xf, row * dim, k, eps, s);
         llamaRow(xf, out, row * dim, dim, w, b, offset, 0, rstdOf(s), codec);
@@ -397,7 +471,7 @@ export const fallback: Kernels = {
     const yf = new Float32Array(x.length);
     floatKernels.layerNorm(xf, w, b, yf, mean as Arr, rstd as Arr, dim, eps);
     if (castMode === 1) {
-      const s: RowScale = { mean: 0, r: 0, e: 0 };
+      const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
       for (let row = 0; row < x.length / dim; row++) {
         layerNormScale(xf, row * dim, dim, eps, s);
         llamaRow(xf, out, row * dim, dim, w, b, 0, s.mean, rstdOf(s), codec);

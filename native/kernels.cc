@@ -303,33 +303,76 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
   if (i < n) V::storen(y + i, one(V::loadn(x + i, n - i), i, false, n - i), n - i);
 }
 
-// The same row in double, one element at a time, for rows whose rstd is outside the compute type's normal
-// range or that were rescaled: y = ((x - center) * 2^-e) * r * (offset + w) + b.
-template <typename T, typename W, unsigned kT>
-void scale_row_exact(const T* x, T* y, const W* w, const W* b, double center, const RowScale& s, double offset,
-                     size_t n) {
+// d * 2^-e * r * f for finite non-zero d and r, with no intermediate overflow or underflow: d, f and the
+// product with r are split into fraction and exponent first, so each multiplication is of fractions in
+// [0.5, 1) and the exponents are applied once at the end. Where no intermediate leaves double's normal range
+// this rounds exactly as ((d * 2^-e) * r) * f does.
+inline double mul_exp(double d, int e, double r, double f) {
+  int ed, ep, ef = 0;
+  const double md = __builtin_frexp(d, &ed);
+  const double mp = __builtin_frexp(md * r, &ep);
+  if (f - f == 0.0) f = __builtin_frexp(f, &ef);  // (0 stays 0; an infinite f goes in as it is)
+  return scale2(mp * f, ed + ep + ef - e);
+}
+
+// The same row in double, one element at a time, for rows the vector path cannot take: rstd outside the
+// compute type's normal range, rows rescaled by a power of two, and rows with an intermediate that would leave
+// the compute type's range (see write_row). With rstd = r * 2^-s.e, and the mean given as center_s scaled by
+// 2^-ce (0 for RMSNorm, and ce = 0):
+//   y = ((x * 2^-ce - center_s) * 2^(ce - s.e) * r) * (offset + w) + b.
+// LayerNorm subtracts in scaled form because x - mean itself may overflow (a float64 row spanning more than
+// DBL_MAX), and the mean of a row of subnormals keeps its fraction only scaled up. For float64 data the
+// products go through mul_exp: x * 2^-e alone can overflow for a value past the first k (partial < 1) whose
+// output is finite.
+template <typename T, typename W, bool kCenter, unsigned kT>
+void scale_row_exact(const T* x, T* y, const W* w, const W* b, double center_s, int ce, const RowScale& s,
+                     double offset, size_t n) {
+  const int e = kCenter ? s.e - ce : s.e;
   for (size_t i = 0; i < n; ++i) {
-    double v = scale2(to_double(x[i]) - center, -s.e) * s.r;
-    if ((kT & kLlamaTerm)) v = to_double(from_double<T>(v));
-    if ((kT & kWeightTerm)) v *= offset + to_double(w[i]);
+    double d = to_double(x[i]);
+    if (kCenter) d = scale2(d, -ce) - center_s;
+    double v;
+    if (std::is_same<T, double>::value && d - d == 0.0 && d != 0.0 && s.r - s.r == 0.0 && s.r != 0.0) {
+      v = mul_exp(d, e, s.r, (kT & kWeightTerm) ? offset + to_double(w[i]) : 1.0);
+    } else {
+      v = scale2(d, -e) * s.r;
+      if ((kT & kLlamaTerm)) v = to_double(from_double<T>(v));
+      if ((kT & kWeightTerm)) v *= offset + to_double(w[i]);
+    }
     if ((kT & kBiasTerm)) v += to_double(b[i]);
     y[i] = from_double<T>(v);
   }
 }
 
-// Writes one normalized row given its statistics, by the vector path when rstd is a normal number of the
-// compute type, else by the exact path.
+// Writes one normalized row given its statistics: by the vector path when rstd is a normal number of the
+// compute type and the caller saw no intermediate leaving its range (`exact` false), else by the exact path.
+// center is the mean (0 for RMSNorm); center_s the same times 2^-ce, for the exact path.
 template <typename T, typename W, bool kCenter, unsigned kT>
-void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, const RowScale& s, double rstd) {
+void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, double center_s, int ce, const RowScale& s,
+               double rstd, bool exact) {
   using C = Compute<T>;
-  if (fast_scale<C>(s, rstd)) {
+  if (!exact && fast_scale<C>(s, rstd)) {
     const C hi = static_cast<C>(center);
     const C lo = static_cast<C>(center - static_cast<double>(hi));
     scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim,
                                  a.stream);
   } else {
-    scale_row_exact<T, W, kT>(x, y, a.weight, a.bias, center, s, a.offset, a.dim);
+    scale_row_exact<T, W, kCenter, kT>(x, y, a.weight, a.bias, center_s, ce, s, a.offset, a.dim);
   }
+}
+
+// With partial < 1 the values past the first k do not enter rstd, so one of them may be far larger than those
+// that do, and x * rstd may overflow the compute type although the output (times a small weight) is finite.
+// That needs rstd > 1 (else |x * rstd| <= |x|), so only such partial rows pay for a look at their tail: its
+// sum of squares bounds its largest magnitude. True sends the row to the exact path.
+template <typename T>
+bool tail_may_overflow(const T* x, size_t k, size_t n, double rstd) {
+  if (k == n || !(rstd > 1.0)) return false;
+  // The bound keeps |x * rstd| below 2^125 (float) or 2^510 (double): far from overflow, and within what a
+  // double sum of squares can tell.
+  constexpr double kLimit = std::is_same<Compute<T>, float>::value ? 0x1p250 : 0x1p1020;
+  const double ss = sum_squares_row(x + k, n - k);
+  return !(ss * rstd * rstd < kLimit);  // inf or NaN in the tail, or a sum that overflowed: exact path
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -342,7 +385,7 @@ void rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
     const RowScale s = rms_row_scale(x, a.k, a.eps);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
-    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, s, rstd);
+    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd, tail_may_overflow(x, a.k, a.dim, rstd));
   }
 }
 
@@ -411,7 +454,8 @@ void add_rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
     const RowScale s = rms_scale_from_sum(static_cast<const T*>(res), a.k, a.eps, ss);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
-    write_row<T, W, false, kT>(a, res, a.y + r * a.dim, 0.0, s, rstd);
+    write_row<T, W, false, kT>(a, res, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd,
+                               tail_may_overflow(static_cast<const T*>(res), a.k, a.dim, rstd));
   }
 }
 
@@ -423,7 +467,10 @@ void add_rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
 
 struct RowMoments {
   double mean;
-  RowScale s;  // rstd = s.r * 2^-s.e, and outputs use (x - mean) * 2^-s.e * s.r
+  RowScale s;     // rstd = s.r * 2^-s.e
+  double mean_s;  // the mean times 2^-ce (= mean where ce == 0), keeping the fraction a subnormal mean loses
+  int ce;         // exact-path outputs are (x * 2^-ce - mean_s) * 2^(ce - s.e) * s.r
+  bool exact;     // the vector path would lose the row: x - mean overflows, or the mean's fraction underflows
 };
 
 template <typename T>
@@ -477,29 +524,48 @@ void centered_sums(const T* x, size_t n, double c, double* sq, double* lin) {
   *lin = D::sum(D::add(l0, l1));
 }
 
+// A row whose variance comes out 0 has its mean corrected by the deviations' own sum, mean + sum (x - mean) / n.
+// For a constant float64 row that is the constant itself, where the first sum's rounding leaves the mean a few
+// units off and (x - mean) / sqrt(eps) would turn that into anything up to an infinity for a tiny eps. (Every
+// deviation is then the same small multiple of the constant's ulp, so the sums are exact; float32 and half
+// rows need no correction, their double sums being exact, but get the same code.)
 template <typename T>
 RowMoments ln_row_moments(const T* x, size_t n, double eps) {
   const double nd = static_cast<double>(n);
-  const double mean = row_sum(x, n) / nd;
+  double mean = row_sum(x, n) / nd;
   double sq, lin;
   centered_sums(x, n, mean, &sq, &lin);
   // For float32 or half data a zero sq means a constant row (the smallest nonzero deviation squared is
-  // 2^-298); for float64 it may be deviations whose squares underflowed, which the rescaled path tells apart.
-  const bool in_range =
-      mean - mean == 0.0 && sq <= kDblMax && (sq >= kSafeSumMin || (sq == 0.0 && !std::is_same<T, double>::value));
-  if (in_range || sq != sq) {
+  // 2^-298), and a NaN one a NaN or an infinity in the row (no double sum of their values overflows); for
+  // float64 a zero sq may be deviations whose squares underflowed, and a NaN one a sum that overflowed, which
+  // the rescaled path tells apart.
+  constexpr bool kF64 = std::is_same<T, double>::value;
+  const bool in_range = mean - mean == 0.0 && sq <= kDblMax && (sq >= kSafeSumMin || (sq == 0.0 && !kF64));
+  if (in_range || (sq != sq && !kF64)) {
     // A constant row: var 0, rstd 1/sqrt(eps) (inf for eps 0, then 0 * inf = NaN, as PyTorch).
     const double var = (sq - lin * lin / nd) / nd;
-    return {mean, {1.0 / __builtin_sqrt((var > 0.0 ? var : 0.0) + eps), 0}};
+    if (var <= 0.0) mean += lin / nd;  // (not for NaN data: its mean stays what the sum gave)
+    // The float32 vector path subtracts the mean as hi + lo in float32: a deviation past 2^125 may overflow
+    // there (|x - mean| <= sqrt(sq)), and the mean of a row of subnormals loses its fraction below 2^-149 in
+    // lo, an error of rstd * 2^-150 in every output. Both rows, rare, go to the exact path. (float64 rows in
+    // range have neither: sq <= DBL_MAX, and a mean that small comes with deviations far larger.)
+    const bool exact = !kF64 && (sq > 0x1p250 || (mean != 0.0 && __builtin_fabs(mean) < 0x1p-90));
+    return {mean, {1.0 / __builtin_sqrt((var > 0.0 ? var : 0.0) + eps), 0}, mean, 0, exact};
   }
-  // float64 only: a sum overflowed or the deviations' squares underflowed. Scale by the largest magnitude.
+  // float64 only: a sum overflowed or the deviations' squares underflowed, or the row holds NaN or an
+  // infinity. Scale by the largest magnitude.
   double m = 0.0;
-  for (size_t i = 0; i < n; ++i) m = max_mag(m, __builtin_fabs(to_double(x[i])));
-  if (m > kDblMax || m == 0.0) return {mean, {1.0 / __builtin_sqrt(eps), 0}};  // inf/NaN data: NaN out
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    const double v = __builtin_fabs(to_double(x[i]));
+    finite = finite && v <= kDblMax;  // false for NaN too
+    m = max_mag(m, v);
+  }
+  if (!finite || m == 0.0) return {mean, {1.0 / __builtin_sqrt(eps), 0}, mean, 0, false};  // NaN/inf: NaN out
   const int e = __builtin_ilogb(m);
   double sum = 0.0;
   for (size_t i = 0; i < n; ++i) sum += scale2(to_double(x[i]), -e);
-  const double mean_s = sum / nd;
+  double mean_s = sum / nd;
   double sq_s = 0.0, lin_s = 0.0;
   for (size_t i = 0; i < n; ++i) {
     const double d = scale2(to_double(x[i]), -e) - mean_s;
@@ -507,11 +573,15 @@ RowMoments ln_row_moments(const T* x, size_t n, double eps) {
     lin_s += d;
   }
   const double var_s = (sq_s - lin_s * lin_s / nd) / nd;
+  if (var_s <= 0.0) mean_s += lin_s / nd;
   const double t = scale2(eps, -2 * e);
   const double mean_out = scale2(mean_s, e);
-  // eps dominates (t overflowed), or the row is constant: var + eps is eps itself, whatever eps * 4^-e underflowed to.
-  if (t > kDblMax || !(var_s > 0.0)) return {mean_out, {1.0 / __builtin_sqrt(eps), 0}};
-  return {mean_out, {1.0 / __builtin_sqrt((var_s > 0.0 ? var_s : 0.0) + t), e}};
+  // eps dominates (t overflowed), or the row is constant: var + eps is eps itself, whatever eps * 4^-e underflowed
+  // to, and rstd is 1/sqrt(eps) unscaled. A row below eps's square root keeps its scaled mean for the exact path
+  // (its mean may be subnormal); a constant row has x - mean = 0 either way.
+  if (t > kDblMax) return {mean_out, {1.0 / __builtin_sqrt(eps), 0}, mean_s, e, true};
+  if (!(var_s > 0.0)) return {mean_out, {1.0 / __builtin_sqrt(eps), 0}, mean_out, 0, false};
+  return {mean_out, {1.0 / __builtin_sqrt(var_s + t), e}, mean_s, e, true};
 }
 
 template <typename T, typename W, unsigned kT>
@@ -522,7 +592,7 @@ void layer_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
     const double rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
     if (a.mean) a.mean[r] = static_cast<Compute<T>>(mo.mean);
-    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.s, rstd);
+    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.mean_s, mo.ce, mo.s, rstd, mo.exact);
   }
 }
 
@@ -777,7 +847,7 @@ bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T, W>& a, size_t r, d
   const double nd = static_cast<double>(n);
   const T* x = a.x + r * n;
   const T* dy = a.dy + r * n;
-  const double mean = row_sum(x, n) / nd;
+  double mean = row_sum(x, n) / nd;
   const auto vm = D::set1(mean);
   typename D::R sq = D::zero(), lin = D::zero(), sg = D::zero(), sgd = D::zero();
   for_each_lane_block(n, [&](size_t i, bool full, size_t m) {
@@ -797,13 +867,23 @@ bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T, W>& a, size_t r, d
   });
   const double s2 = D::sum(sq), s1 = D::sum(lin);
   const bool in_range = mean - mean == 0.0 && s2 <= kDblMax && (s2 >= kSafeSumMin || (s2 == 0.0 && sizeof(T) == 4));
-  if (!in_range && s2 == s2) return false;
+  // A NaN s2 is NaN or infinite data, NaN out either way; for float64 it may also be a sum that overflowed,
+  // which ln_row_moments handles.
+  if (!in_range && (s2 == s2 || std::is_same<T, double>::value)) return false;
   const double var = (s2 - s1 * s1 / nd) / nd;
   const double rstd = 1.0 / __builtin_sqrt((var > 0.0 ? var : 0.0) + a.eps);
+  double sgd_sum = D::sum(sgd);
+  if (var <= 0.0) {
+    // The correction ln_row_moments makes: a constant row's mean becomes the constant, so its xhat is 0 and not
+    // the mean's rounding times 1/sqrt(eps). sum g (x - mean) follows the shifted mean.
+    const double shift = s1 / nd;
+    mean += shift;
+    sgd_sum -= shift * D::sum(sg);
+  }
   *mean_out = mean;
   *rstd_out = rstd;
   *ga = D::sum(sg) / nd;
-  *gb = rstd * D::sum(sgd) / nd;
+  *gb = rstd * sgd_sum / nd;
   return true;
 }
 
@@ -833,8 +913,15 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double*
   double sums[2];
   blocked_row_sums<T, 2>(n, sums, [&](size_t i, bool full, size_t m, typename V::R* acc) {
     const auto g = V::mul(load_t(dy, i, full, m), a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1)));
-    const auto xhat = V::mul(V::sub(V::sub(load_t(x, i, full, m), vmh), vml), vr);
-    // Lanes past m: g is 0 there (dy loads as 0), so they add nothing.
+    auto xhat = V::mul(V::sub(V::sub(load_t(x, i, full, m), vmh), vml), vr);
+    if (!full) {
+      // Lanes past m: g is 0 there (dy loads as 0), but xhat = (0 - mean) * rstd may overflow to an infinity,
+      // and 0 * inf is NaN. Zero them.
+      alignas(64) C t[V::N];
+      V::store(t, xhat);
+      for (size_t j = m; j < V::N; ++j) t[j] = C(0);
+      xhat = V::load(t);
+    }
     acc[0] = V::add(acc[0], g);
     acc[1] = V::fma(g, xhat, acc[1]);
   });

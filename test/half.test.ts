@@ -235,6 +235,47 @@ describe.each(DTYPES)('%s ops in fp32 mode: within one storage ulp of the float6
   });
 });
 
+// bfloat16 shares float32's range, and with it the float32 kernels' extreme rows (README, "Numerical contract").
+describe('bfloat16 extreme rows in fp32 mode', () => {
+  const dtype = 'bfloat16';
+  const dec = (a: Uint16Array) => Array.from(a, decodeBf16);
+
+  it('rmsNorm with partial < 1: values past the first k whose x * rstd is beyond 3.4e38', () => {
+    const x = toBFloat16(Float32Array.from([1e-30, 1e-25, 3e38, 1, -2e38, 0.5, 1e-20, 7]));
+    const w = Float32Array.from([1, 1, 1e-30, 1, 1e-29, 1, 1, 1]);
+    const y = rmsNorm(x, w, { dtype, partial: 0.25 });
+    const ref = referenceRmsNorm(dec(x), w, { dim: 8, partial: 0.25 });
+    expect(dec(y).every(Number.isFinite)).toBe(true);
+    expect(maxHalfUlpError(dtype, y, ref.y)).toBeLessThanOrEqual(1);
+  });
+
+  /** The row's largest output: the scale of every output's rounding in a normalized row. */
+  const rowScale = (y: Float64Array) => new Float64Array(y.length).fill(Math.max(...Array.from(y, Math.abs)));
+
+  it('layerNorm of a row spanning more than the largest value', () => {
+    const dim = 64;
+    const row = new Float32Array(dim).fill(-3.3e38);
+    row[0] = 3.3e38;
+    const x = toBFloat16(row);
+    for (const eps of [0, 1e-5]) {
+      const ref = referenceLayerNorm(dec(x), null, null, { dim, eps });
+      const y = layerNorm(x, null, null, { dim, dtype, eps });
+      expect(maxHalfUlpError(dtype, y, ref.y, rowScale(ref.y)), `eps ${eps}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('layerNorm of a row of subnormals', () => {
+    const dim = 64;
+    const x = toBFloat16(Float32Array.from({ length: dim }, (_, i) => (((i * 37) % 11) - 5) * 2 ** -133));
+    const ref0 = referenceLayerNorm(dec(x), null, null, { dim, eps: 0 });
+    const y0 = layerNorm(x, null, null, { dim, dtype, eps: 0 });
+    expect(maxHalfUlpError(dtype, y0, ref0.y, rowScale(ref0.y))).toBeLessThanOrEqual(1);
+    // With eps 1e-5 the outputs are subnormal themselves.
+    const ref = referenceLayerNorm(dec(x), null, null, { dim, eps: 1e-5 });
+    expect(maxHalfUlpError(dtype, layerNorm(x, null, null, { dim, dtype, eps: 1e-5 }), ref.y)).toBeLessThanOrEqual(1);
+  });
+});
+
 describe.each(DTYPES)("%s castMode 'llama' matches its scalar model bit for bit", (dtype) => {
   const decode = decoders[dtype];
   const encode = referenceEncoder(dtype);

@@ -4,16 +4,10 @@
 // test/reference.ts element by element, run the same way on the fallback's positional kernels, and run again
 // through the async twin, which must give the same bits. Settings: test/property-config.ts.
 //
-// Input classes the kernels get wrong today are left out (see the README's Guarantees and fuzz/kernels_fuzz.cc's
-// EXCLUSIONS); each check below that skips an element or widens a tolerance says which:
-//   1. rmsNorm with partial < 1, a value past the first k values far larger than them: an intermediate
-//      overflows where the output is finite (float32: x * rstd; float64 rows rescaled because the first k
-//      squares underflow: x * 2^-e);
-//   2. LayerNorm rows where x - mean overflows the element type (a row spanning more than its largest value),
-//      or, in float64, where the row's sum overflows (the row comes out NaN);
-//   3. float64 LayerNorm of a constant row whose eps, rescaled by the row's magnitude, underflows;
-//   4. LayerNorm of rows of subnormal values: the mean's fraction below the smallest subnormal is lost, an
-//      absolute error of up to rstd * 2^-150 (float32) in each output.
+// Every output of a finite row is checked except one whose value before the bias, (x - mean) * rstd *
+// (offset + w), leaves the element type's range; intermediates beyond it are not excused (a value past the
+// first k of a partial rmsNorm with x * rstd far past the largest value and a small weight, a LayerNorm row
+// spanning more than the largest value, rows of subnormals).
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -84,32 +78,66 @@ function scale2(x: number, e: number): number {
   return x * 2 ** e;
 }
 
+/** [m, e] with v = m * 2^e and 1 <= |m| < 2, for finite non-zero v (exact). */
+function split(v: number): [number, number] {
+  let e = Math.floor(Math.log2(Math.abs(v)));
+  let m = scale2(v, -e);
+  if (Math.abs(m) >= 2) [m, e] = [m / 2, e + 1];
+  if (Math.abs(m) < 1) [m, e] = [m * 2, e - 1];
+  return [m, e];
+}
+
+/** a * b * 2^e as [m, e'] (a * b * 2^e = m * 2^e'), with no overflow or underflow on the way. */
+function product(a: number, b: number, e: number): [number, number] {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || a === 0 || b === 0) return [a * b, e];
+  const [ma, ea] = split(a);
+  const [mb, eb] = split(b);
+  return [ma * mb, ea + eb + e];
+}
+
 /**
  * The float64 reference of each row: rstd, mean and the normalized values (before weight and bias), computed
  * on the row scaled by an exact power of two near its largest magnitude, with compensated sums. (It differs
  * from test/reference.ts, which divides by the largest magnitude itself, in keeping full precision when that
- * magnitude squared is subnormal.)
+ * magnitude squared is subnormal.) Each normalized value is given as normedM * 2^normedE, exact where it
+ * leaves float64's range (x * rstd of a huge value past the first k of a partial rmsNorm, which a small weight
+ * may bring back).
  */
 function reference(op: 'rms' | 'ln', x: FloatArray, dim: number, eps: number, partial: number) {
   const rows = dim === 0 ? 0 : x.length / dim;
   const k = op === 'rms' ? Math.min(dim, Math.max(1, Math.ceil(partial * dim))) : dim;
-  const normed = new Float64Array(x.length);
+  const normedM = new Float64Array(x.length);
+  const normedE = new Float64Array(x.length);
   const rstd = new Float64Array(rows);
+  // rstd = rstdQ * 2^-rstdE, exact where rstd itself overflows float64 (rows of subnormals); meanS and
+  // absMeanS are the mean and the mean magnitude times 2^-rstdE, exact where those underflow.
+  const rstdQ = new Float64Array(rows);
+  const rstdE = new Float64Array(rows);
+  const meanS = new Float64Array(rows);
+  const absMeanS = new Float64Array(rows);
   const mean = new Float64Array(rows);
   const absMean = new Float64Array(rows);
+  const setNormed = (j: number, [m, ex]: [number, number]) => {
+    normedM[j] = m;
+    normedE[j] = ex;
+  };
   for (let r = 0; r < rows; r++) {
     const row = Array.from(x.subarray(r * dim, (r + 1) * dim));
     let m = 0;
     for (let i = 0; i < k; i++) m = Math.max(m, Math.abs(row[i]!));
-    absMean[r] = accurateSum(row.map(Math.abs)) / dim;
+    // The sum may overflow float64: then the terms are divided first.
+    const absSum = accurateSum(row.map(Math.abs));
+    absMean[r] = Number.isFinite(absSum) ? absSum / dim : accurateSum(row.map((v) => Math.abs(v) / dim));
     if (!Number.isFinite(m) || m === 0) {
       // NaN, an infinity or all zeros among the first k: the plain formula in IEEE arithmetic.
       const mu = op === 'ln' ? accurateSum(row) / dim : 0;
       const dev = row.map((v) => v - mu);
       const rs = 1 / Math.sqrt(accurateSum(dev.slice(0, k).map((d) => d * d)) / k + eps);
-      rstd[r] = rs;
-      mean[r] = mu;
-      row.forEach((_, i) => (normed[r * dim + i] = dev[i]! * rs));
+      rstd[r] = rstdQ[r] = rs;
+      mean[r] = meanS[r] = mu;
+      absMeanS[r] = absMean[r]!;
+      // (d * rs itself may overflow past the first k, all zeros there.)
+      dev.forEach((d, i) => setNormed(r * dim + i, product(d, rs, 0)));
       continue;
     }
     const e = Math.floor(Math.log2(m));
@@ -122,30 +150,25 @@ function reference(op: 'rms' | 'ln', x: FloatArray, dim: number, eps: number, pa
     if (t === Infinity) {
       // eps dwarfs the row: rstd = 1 / sqrt(eps) to double precision.
       const rs = 1 / Math.sqrt(eps);
-      rstd[r] = rs;
-      mean[r] = scale2(mu, e);
-      row.forEach((v, i) => (normed[r * dim + i] = (v - mean[r]!) * rs));
+      rstd[r] = rstdQ[r] = rs;
+      mean[r] = meanS[r] = scale2(mu, e);
+      absMeanS[r] = absMean[r]!;
+      // (x * 2^-e - mean * 2^-e) * 2^e * rstd: a value past the first k may be huge, and the mean of a row
+      // of subnormals keeps its fraction only scaled.
+      dev.forEach((d, i) => setNormed(r * dim + i, Number.isFinite(d) ? product(d, rs, e) : product(row[i]!, rs, 0)));
       continue;
     }
     rstd[r] = scale2(q, -e);
+    rstdQ[r] = q;
+    rstdE[r] = e;
     mean[r] = scale2(mu, e);
-    // A value past the first k may be too large to scale: its product with rstd is then taken directly.
-    dev.forEach((d, i) => (normed[r * dim + i] = Number.isFinite(d) ? d * q : (row[i]! - mean[r]!) * rstd[r]!));
+    meanS[r] = mu;
+    absMeanS[r] = accurateSum(xs.map(Math.abs)) / dim;
+    // rmsNorm: x * 2^-e * q from x itself, since a value past the first k may be too large or too small to
+    // scale by 2^-e on its own.
+    dev.forEach((d, i) => setNormed(r * dim + i, op === 'rms' ? product(row[i]!, q, -e) : product(d, q, 0)));
   }
-  return { normed, rstd, mean, absMean };
-}
-
-/**
- * Rows of LayerNorm the kernels (float64) and the fallback (float64, and float32, which it computes in double)
- * get wrong today (exclusion 3).
- */
-function lnConstantRowUnderflows(row: ArrayLike<number>, eps: number): boolean {
-  let m = 0;
-  for (let i = 0; i < row.length; i++) {
-    if (row[i] !== row[0] || !Number.isFinite(row[i]!)) return false;
-    m = Math.max(m, Math.abs(row[i]!));
-  }
-  return m > 0 && eps * 2 ** (-2 * Math.floor(Math.log2(m))) < 2 ** -1020;
+  return { normedM, normedE, rstd, rstdQ, rstdE, mean, meanS, absMean, absMeanS };
 }
 
 /**
@@ -171,23 +194,27 @@ function checkForward(
     const finiteRow = row.every(Number.isFinite);
     // NaN or an infinity must stay in its row; LayerNorm documents no values for such a row.
     if (op === 'ln' && !finiteRow) continue;
-    if (op === 'ln' && lnConstantRowUnderflows(row, p.eps)) continue; // exclusion 3
-    if (op === 'ln' && !isF32(T) && row.reduce((a, v) => a + Math.abs(v), 0) > max / 2) continue; // exclusion 2
-    const k = Math.min(dim, Math.max(1, Math.ceil(p.partial * dim)));
-    let mk = 0;
-    for (let i = 0; i < k; i++) mk = Math.max(mk, Math.abs(row[i]!));
-    // eps = 0 with a constant row: 0 / 0. The README promises NaN only for an all-zero row; for others the
-    // computed mean may differ from the constant by its rounding, and the row comes out as anything.
-    if (op === 'ln' && p.eps === 0 && row.every((v) => v === row[0]) && row[0] !== 0) continue;
     count(`${label} rows`);
+    // eps = 0 with a constant row: 0 / 0, NaN throughout (the mean is the constant itself, not a rounding away).
+    if (op === 'ln' && p.eps === 0 && row.every((v) => v === row[0])) {
+      for (let i = 0; i < dim; i++) c.close(`${label} y[${r}, ${i}] (constant row, eps 0)`, got.y[r * dim + i]!, NaN, 0);
+      continue;
+    }
     let rstd = ref.rstd[r]!;
+    let rstdQ = ref.rstdQ[r]!;
+    let rstdE = ref.rstdE[r]!;
     let mean = ref.mean[r]!;
+    let meanS = ref.meanS[r]!;
+    let absMeanS = ref.absMeanS[r]!;
     // A constant row (eps > 0): x - mean is exactly 0, var 0, rstd 1 / sqrt(eps). test/reference.ts rescales
     // eps by the row's magnitude first, which underflows for tiny eps or huge rows and gives NaN instead.
     const constant = op === 'ln' && p.eps > 0 && finiteRow && row.every((v) => v === row[0]);
     if (constant) {
       mean = row[0]!;
-      rstd = 1 / Math.sqrt(p.eps);
+      rstd = rstdQ = 1 / Math.sqrt(p.eps);
+      rstdE = 0;
+      meanS = mean;
+      absMeanS = ref.absMean[r]!;
     }
     if (got.rstd) c.close(`${label} rstd[${r}]`, got.rstd[r]!, rstd, B * ulpOf(T, rstd));
     // The mean's error is relative to the mean of the magnitudes (the sum may cancel).
@@ -195,30 +222,27 @@ function checkForward(
     if (got.mean) c.close(`${label} mean[${r}]`, got.mean[r]!, mean, B * ulpOf(T, Math.abs(mean) + absMean + 1 / rstd));
     for (let i = 0; i < dim; i++) {
       const xi = row[i]!;
-      let normed = constant ? 0 : ref.normed[r * dim + i]!;
-      // test/reference.ts divides by the row's largest magnitude first, which can overflow for a value past
-      // the first k (partial) whose product with rstd is finite: take the product then.
-      if (!Number.isFinite(normed) && Number.isFinite(xi) && Number.isFinite(rstd) && Number.isFinite(xi * rstd)) normed = (xi - mean) * rstd;
       const wv = p.w ? p.w[i]! : 0;
       const wi = p.w ? offset + wv : 1;
       const bi = p.b ? p.b[i]! : 0;
-      if (Number.isFinite(normed)) {
-        // The documented order of evaluation in the storage type: (x - mean) * rstd, times (offset + w), plus b.
-        if (Math.abs(wi) > max || Math.abs(normed * wi) > max) continue;
-        if (Math.abs(normed) > max) continue; // exclusion 1
-        if (op === 'rms' && i >= k && Math.abs(xi) / mk >= max / 2) continue; // exclusion 1
-        if (op === 'ln' && Math.abs(xi - mean) > max) continue; // exclusion 2
-      }
-      const want = normed * wi + bi;
-      const scale = (Math.abs(xi) + Math.abs(mean) + absMean) * rstd * (p.w ? Math.abs(offset) + Math.abs(wv) : 1) + Math.abs(bi);
-      const scaleNormed = Math.abs(normed) * (p.w ? Math.abs(offset) + Math.abs(wv) : 1) + Math.abs(bi);
+      const wMag = p.w ? Math.abs(offset) + Math.abs(wv) : 1;
+      // normed = nm * 2^ne: the products below are exact-range even where normed alone overflows float64.
+      const nm = constant ? 0 : ref.normedM[r * dim + i]!;
+      const ne = constant ? 0 : ref.normedE[r * dim + i]!;
+      const unbiased = scale2(...product(nm, wi, ne));
+      // An output whose value before the bias leaves T's range is not checked (the bias could bring it back;
+      // the kernels do not try). Intermediates past T's range are no excuse.
+      if (Number.isFinite(nm) && (Math.abs(wi) > max || Math.abs(unbiased) > max)) continue;
+      const want = unbiased + bi;
+      // (|x| + |mean| + mean |x|) * rstd, with rstd = rstdQ * 2^-rstdE and each term scaled by 2^-rstdE first:
+      // rstd itself or the sum may overflow float64, and the means of rows of subnormals underflow.
+      const scale = (scale2(Math.abs(xi), -rstdE) + Math.abs(meanS) + absMeanS) * rstdQ * wMag + Math.abs(bi);
+      const scaleNormed = scale2(Math.abs(nm) * wMag, ne) + Math.abs(bi);
       // Error budget relative to the scale of the terms; for rmsNorm that is |x * rstd| (times the weight),
       // exact even when rstd itself overflows.
       const s = op === 'rms' ? scaleNormed : Number.isFinite(scale) ? scale : scaleNormed;
-      // Subnormal intermediates lose absolute precision: a product that underflows (times the weight after it),
-      // and LayerNorm's x - mean when the mean's fraction is below T's smallest subnormal (rows of subnormal
-      // values): that error is multiplied by rstd and the weight (exclusion 4).
-      const tol = B * ulpOf(T, s) + 2 * subOf(T) * (Math.abs(wi) + 1) + (op === 'ln' && wi !== 0 ? subOf(T) * rstd * Math.abs(wi) : 0);
+      // Subnormal intermediates lose absolute precision: a product that underflows, times the weight after it.
+      const tol = B * ulpOf(T, s) + 2 * subOf(T) * (Math.abs(wi) + 1);
       c.close(`${label} y[${r}, ${i}]`, got.y[r * dim + i]!, want, tol);
     }
   }
