@@ -249,13 +249,21 @@ bool fast_scale<double>(const RowScale& s, double rstd) {
 // the storage type before the weight, as Hugging Face's Llama/Granite RMSNorm does).
 enum Term : unsigned { kWeightTerm = 1, kBiasTerm = 2, kLlamaTerm = 4 };
 
+// Asks for the cache lines of p[0, n) (the next row, while this one is scaled from cache): the row's first pass
+// then reads it from cache instead of waiting on memory line after line.
+template <typename T>
+inline void prefetch_span(const T* p, size_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (size_t off = 0; off < n * sizeof(T); off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
 // The output pass of one row, vectorized in the compute type C: y = ((x - center) * rstd) * (offset + w) + b.
 // kCenter (LayerNorm) subtracts the mean given as hi + lo, so a float32 row whose |mean| dwarfs its spread
 // loses nothing to the rounding of the mean. With (kT & kLlamaTerm), x * rstd is rounded to the storage type first and
 // the affine step is a plain multiply and add (no fused rounding), to match that rule bit for bit.
 template <typename T, typename W, bool kCenter, unsigned kT>
 void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo,
-               Compute<T> rstd, Compute<T> offset, size_t n, bool stream) {
+               Compute<T> rstd, Compute<T> offset, size_t n, bool stream, const T* next) {
   using C = Compute<T>;
   using V = Vec<C>;
   constexpr size_t N = V::N;
@@ -287,6 +295,7 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
   if (i) V::storen(y, one(V::loadn(x, i), 0, false, i), i);
   if (stream && reinterpret_cast<uintptr_t>(y + i) % (N * sizeof(T)) == 0) {
     for (; i + 2 * N <= n; i += 2 * N) {
+      if (next) prefetch_span(next + i, 2 * N);
       const auto v0 = one(V::load(x + i), i, true, N);
       const auto v1 = one(V::load(x + i + N), i + N, true, N);
       store_stream<V>(y + i, v0);
@@ -294,6 +303,7 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
     }
   }
   for (; i + 2 * N <= n; i += 2 * N) {
+    if (next) prefetch_span(next + i, 2 * N);
     const auto v0 = one(V::load(x + i), i, true, N);
     const auto v1 = one(V::load(x + i + N), i + N, true, N);
     V::store(y + i, v0);
@@ -349,13 +359,13 @@ void scale_row_exact(const T* x, T* y, const W* w, const W* b, double center_s, 
 // center is the mean (0 for RMSNorm); center_s the same times 2^-ce, for the exact path.
 template <typename T, typename W, bool kCenter, unsigned kT>
 void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, double center_s, int ce, const RowScale& s,
-               double rstd, bool exact) {
+               double rstd, bool exact, const T* next = nullptr) {
   using C = Compute<T>;
   if (!exact && fast_scale<C>(s, rstd)) {
     const C hi = static_cast<C>(center);
     const C lo = static_cast<C>(center - static_cast<double>(hi));
     scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim,
-                                 a.stream);
+                                 a.stream, next);
   } else {
     scale_row_exact<T, W, kCenter, kT>(x, y, a.weight, a.bias, center_s, ce, s, a.offset, a.dim);
   }
@@ -385,7 +395,8 @@ void rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
     const RowScale s = rms_row_scale(x, a.k, a.eps);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
-    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd, tail_may_overflow(x, a.k, a.dim, rstd));
+    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd, tail_may_overflow(x, a.k, a.dim, rstd),
+                               r + 1 < r1 ? x + a.dim : nullptr);
   }
 }
 
@@ -592,7 +603,8 @@ void layer_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
     const double rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
     if (a.mean) a.mean[r] = static_cast<Compute<T>>(mo.mean);
-    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.mean_s, mo.ce, mo.s, rstd, mo.exact);
+    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.mean_s, mo.ce, mo.s, rstd, mo.exact,
+                              r + 1 < r1 ? x + a.dim : nullptr);
   }
 }
 
