@@ -783,6 +783,19 @@ inline DxLayout dx_layout(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
   return {head, a.stream && reinterpret_cast<uintptr_t>(row + head) % (N * sizeof(T)) == 0};
 }
 
+// Asks for columns [i, i + m) of the next group's x and dy rows (into L2: a group's rows exceed L1), so that its
+// scalars pass, which streams them from memory, finds them in cache.
+template <typename T, typename W>
+inline void prefetch_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, size_t rows, size_t i, size_t m) {
+  for (size_t g = 0; g < rows; ++g) {
+    const size_t base = (r + g) * a.dim + i;
+    for (size_t off = 0; off < m * sizeof(T); off += 64) {
+      __builtin_prefetch(reinterpret_cast<const char*>(a.x + base) + off, 0, 2);
+      __builtin_prefetch(reinterpret_cast<const char*>(a.dy + base) + off, 0, 2);
+    }
+  }
+}
+
 // Stores a block of dx; full aligned blocks of a large call bypass the caches (`stream`): dx is written once,
 // and read by the next layer's backward pass long after this call has evicted it; streaming skips reading
 // each destination line before overwriting it. The group's rows are stored together for each block, after all
@@ -802,7 +815,8 @@ inline void store_dx(T* p, typename V::R d, bool full, size_t m, bool stream) {
 // The column pass runs in the storage type (float32 data in float32 registers): each dx element is two
 // products and a difference of values the scalars pass computed in double.
 template <typename T, typename W, size_t G>
-void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first) {
+void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first,
+                        size_t r_end) {
   using C = Compute<T>;
   using V = Vec<C>;
   const size_t n = a.dim, k = a.k;
@@ -815,7 +829,10 @@ void rms_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* 
   }
   const auto vo = V::set1(static_cast<C>(a.offset));
   const DxLayout layout = dx_layout(a, r);
+  // Only for calls too large for the caches (those that stream dx): in cache, the prefetches cost ~10%.
+  const size_t next_rows = a.stream && r + G < r_end ? (r_end - r - G < G ? r_end - r - G : G) : 0;
   for_each_block<T>(n, layout.head, [&](size_t i, bool full, size_t m) {
+    prefetch_group(a, r + G, next_rows, i, m);
     const auto wv = a.weight ? V::add(load_v<C>(a.weight, i, full, m), vo) : V::set1(C(1));
     typename V::R sw = V::zero(), sb = V::zero(), dv[G];
 #pragma GCC unroll 4
@@ -944,7 +961,8 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double*
 }
 
 template <typename T, typename W, size_t G>
-void ln_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first) {
+void ln_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first,
+                       size_t r_end) {
   using C = Compute<T>;
   using V = Vec<C>;
   const size_t n = a.dim;
@@ -961,7 +979,10 @@ void ln_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* d
     vnb[g] = V::set1(static_cast<C>(-gb[g]));
   }
   const DxLayout layout = dx_layout(a, r);
+  // Only for calls too large for the caches (those that stream dx): in cache, the prefetches cost ~10%.
+  const size_t next_rows = a.stream && r + G < r_end ? (r_end - r - G < G ? r_end - r - G : G) : 0;
   for_each_block<T>(n, layout.head, [&](size_t i, bool full, size_t m) {
+    prefetch_group(a, r + G, next_rows, i, m);
     const auto wv = a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1));
     typename V::R sw = V::zero(), sb = V::zero(), dv[G];
 #pragma GCC unroll 4
@@ -979,12 +1000,13 @@ void ln_backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* d
   });
 }
 
-template <typename T, typename W, void (*Group4)(const rmsnorm::BackwardArgs<T, W>&, size_t, double*, double*, bool),
-          void (*Group1)(const rmsnorm::BackwardArgs<T, W>&, size_t, double*, double*, bool)>
+template <typename T, typename W,
+          void (*Group4)(const rmsnorm::BackwardArgs<T, W>&, size_t, double*, double*, bool, size_t),
+          void (*Group1)(const rmsnorm::BackwardArgs<T, W>&, size_t, double*, double*, bool, size_t)>
 void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
   size_t r = r0;
-  for (; r + kGroup <= r1; r += kGroup) Group4(a, r, dw, db, r == r0);
-  for (; r < r1; ++r) Group1(a, r, dw, db, r == r0);
+  for (; r + kGroup <= r1; r += kGroup) Group4(a, r, dw, db, r == r0, r1);
+  for (; r < r1; ++r) Group1(a, r, dw, db, r == r0, r1);
 }
 
 template <typename T, typename W>
