@@ -19,6 +19,8 @@
 #include "kernels.h"
 #include "simd.h"
 
+#include <memory>
+#include <new>
 #include <type_traits>
 
 namespace {
@@ -1025,8 +1027,45 @@ void layer_norm_backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, s
 // Dispatch on which affine terms are present (and castMode for half types), so the inner loops carry no
 // branches.
 
+// Half-precision parameters widened to float32 once per call and thread (by the same exact conversion each row
+// would otherwise repeat: two instructions per vector), for calls of several rows; the rows then run the
+// float32-parameter kernels, bit for bit the same.
+template <typename P>
+const float* widen_params(const P* p, float* out, size_t n) {
+  if (!p) return nullptr;
+  using F = Vec<float>;
+  constexpr size_t N = F::N;
+  size_t i = 0;
+  for (; i + N <= n; i += N) F::store(out + i, F::load(p + i));
+  if (i < n) F::storen(out + i, F::loadn(p + i, n - i), n - i);
+  return out;
+}
+
 template <typename T, typename W, template <typename, typename, unsigned> class Impl>
 void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  if constexpr (kIsHalf<W>) {
+    if (r1 - r0 >= 4 && (a.weight || a.bias)) {
+      std::unique_ptr<float[]> buffer(new (std::nothrow) float[2 * a.dim]);
+      if (buffer) {
+        NormArgs<T, float> b;
+        b.x = a.x;
+        b.y = a.y;
+        b.weight = widen_params(a.weight, buffer.get(), a.dim);
+        b.bias = widen_params(a.bias, buffer.get() + a.dim, a.dim);
+        b.rstd = a.rstd;
+        b.mean = a.mean;
+        b.residual = a.residual;
+        b.rows = a.rows;
+        b.dim = a.dim;
+        b.k = a.k;
+        b.eps = a.eps;
+        b.offset = a.offset;
+        b.llama = a.llama;
+        b.stream = a.stream;
+        return dispatch_terms<T, float, Impl>(b, r0, r1);
+      }
+    }
+  }
   const unsigned terms = (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
   switch (terms) {
     case 0: return Impl<T, W, 0>::run(a, r0, r1);

@@ -340,3 +340,35 @@ describe('half-precision argument checks', () => {
     expect((error as Error).message).toMatch(message);
   });
 });
+
+// Calls of several rows widen half-precision parameters once and run the float32-parameter kernels; that must
+// be invisible: the same bits as the same parameters given as float32, for short and long calls alike.
+describe('half-precision parameters give the bits of the same values as float32', () => {
+  const dim = 1000;
+  it.each([
+    ['bfloat16', 'fp32'],
+    ['bfloat16', 'llama'],
+    ['float16', 'fp32'],
+    ['float16', 'llama'],
+  ] as const)('%s, castMode %s, 1 to 9 rows', (dtype, castMode) => {
+    const to = dtype === 'bfloat16' ? toBFloat16 : toFloat16;
+    const from = dtype === 'bfloat16' ? fromBFloat16 : fromFloat16;
+    const wh = to(randomArray(Float32Array, dim, 41, 0.5, 1.5));
+    const bh = to(randomArray(Float32Array, dim, 42));
+    const w32 = from(wh);
+    const b32 = from(bh);
+    for (const rows of [1, 3, 4, 9]) {
+      const x = to(randomArray(Float32Array, rows * dim, 43 + rows));
+      const res = to(randomArray(Float32Array, rows * dim, 53 + rows));
+      const o = { dtype, castMode } as const;
+      const bits = (a: Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      const same = (h: Uint16Array, f: Uint16Array, what: string) => expect(bits(h).equals(bits(f)), `${what}, ${rows} rows`).toBe(true);
+      same(rmsNorm(x, wh, { ...o, bias: bh, offset: 0.5 }), rmsNorm(x, w32, { ...o, bias: b32, offset: 0.5 }), 'rmsNorm');
+      same(layerNorm(x, wh, bh, o), layerNorm(x, w32, b32, o), 'layerNorm');
+      const r1 = res.slice();
+      const r2 = res.slice();
+      same(addRmsNorm(x, r1, wh, o), addRmsNorm(x, r2, w32, o), 'addRmsNorm');
+      same(r1, r2, 'addRmsNorm residual');
+    }
+  });
+});
