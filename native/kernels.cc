@@ -19,8 +19,7 @@
 #include "kernels.h"
 #include "simd.h"
 
-#include <memory>
-#include <new>
+#include <cstdlib>
 #include <type_traits>
 
 namespace {
@@ -1045,13 +1044,14 @@ template <typename T, typename W, template <typename, typename, unsigned> class 
 void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   if constexpr (kIsHalf<W>) {
     if (r1 - r0 >= 4 && (a.weight || a.bias)) {
-      std::unique_ptr<float[]> buffer(new (std::nothrow) float[2 * a.dim]);
+      // malloc, not new: the kernel objects carry no exception-handling machinery.
+      float* buffer = static_cast<float*>(std::malloc(2 * a.dim * sizeof(float)));
       if (buffer) {
         NormArgs<T, float> b;
         b.x = a.x;
         b.y = a.y;
-        b.weight = widen_params(a.weight, buffer.get(), a.dim);
-        b.bias = widen_params(a.bias, buffer.get() + a.dim, a.dim);
+        b.weight = widen_params(a.weight, buffer, a.dim);
+        b.bias = widen_params(a.bias, buffer + a.dim, a.dim);
         b.rstd = a.rstd;
         b.mean = a.mean;
         b.residual = a.residual;
@@ -1062,7 +1062,9 @@ void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
         b.offset = a.offset;
         b.llama = a.llama;
         b.stream = a.stream;
-        return dispatch_terms<T, float, Impl>(b, r0, r1);
+        dispatch_terms<T, float, Impl>(b, r0, r1);
+        std::free(buffer);
+        return;
       }
     }
   }
