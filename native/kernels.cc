@@ -1026,43 +1026,23 @@ void layer_norm_backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, s
 // Dispatch on which affine terms are present (and castMode for half types), so the inner loops carry no
 // branches.
 
-// Half-precision parameters widened to float32 once per call and thread (by the same exact conversion each row
-// would otherwise repeat: two instructions per vector), for calls of several rows; the rows then run the
-// float32-parameter kernels, bit for bit the same.
-template <typename P>
-const float* widen_params(const P* p, float* out, size_t n) {
-  if (!p) return nullptr;
-  using F = Vec<float>;
-  constexpr size_t N = F::N;
-  size_t i = 0;
-  for (; i + N <= n; i += N) F::store(out + i, F::load(p + i));
-  if (i < n) F::storen(out + i, F::loadn(p + i, n - i), n - i);
-  return out;
-}
+template <typename H>
+void to_float(const H* src, float* dst, size_t n);
 
 template <typename T, typename W, template <typename, typename, unsigned> class Impl>
 void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  // Half-precision parameters are widened to float32 once per call and thread (the exact conversion each row
+  // would otherwise repeat: two instructions per vector) for calls of several rows, which then run the
+  // float32-parameter kernels: bit for bit the same. malloc, not new: the kernel objects carry no
+  // exception-handling machinery.
   if constexpr (kIsHalf<W>) {
     if (r1 - r0 >= 4 && (a.weight || a.bias)) {
-      // malloc, not new: the kernel objects carry no exception-handling machinery.
-      float* buffer = static_cast<float*>(std::malloc(2 * a.dim * sizeof(float)));
-      if (buffer) {
-        NormArgs<T, float> b;
-        b.x = a.x;
-        b.y = a.y;
-        b.weight = widen_params(a.weight, buffer, a.dim);
-        b.bias = widen_params(a.bias, buffer + a.dim, a.dim);
-        b.rstd = a.rstd;
-        b.mean = a.mean;
-        b.residual = a.residual;
-        b.rows = a.rows;
-        b.dim = a.dim;
-        b.k = a.k;
-        b.eps = a.eps;
-        b.offset = a.offset;
-        b.llama = a.llama;
-        b.stream = a.stream;
-        dispatch_terms<T, float, Impl>(b, r0, r1);
+      if (float* buffer = static_cast<float*>(std::malloc(2 * a.dim * sizeof(float)))) {
+        if (a.weight) to_float(a.weight, buffer, a.dim);
+        if (a.bias) to_float(a.bias, buffer + a.dim, a.dim);
+        dispatch_terms<T, float, Impl>(a.with_params(a.weight ? static_cast<const float*>(buffer) : nullptr,
+                                                     a.bias ? static_cast<const float*>(buffer + a.dim) : nullptr),
+                                       r0, r1);
         std::free(buffer);
         return;
       }

@@ -50,6 +50,27 @@ struct NormArgs {
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
   bool llama = false;   // castMode 'llama' (half types): round x * rstd to T before the weight
   bool stream = false;  // write y with non-temporal stores (outputs far larger than the caches)
+
+  // The same call with other parameter arrays (weight and bias of type P).
+  template <typename P>
+  NormArgs<T, P> with_params(const P* w, const P* b) const {
+    NormArgs<T, P> r;
+    r.x = x;
+    r.y = y;
+    r.weight = w;
+    r.bias = b;
+    r.rstd = rstd;
+    r.mean = mean;
+    r.residual = residual;
+    r.rows = rows;
+    r.dim = dim;
+    r.k = k;
+    r.eps = eps;
+    r.offset = offset;
+    r.llama = llama;
+    r.stream = stream;
+    return r;
+  }
 };
 
 // One backward call's arguments. rstd (and mean, for LayerNorm) come from the forward pass, or are null and
