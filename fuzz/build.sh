@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets into build-fuzz/ with clang, AddressSanitizer and UndefinedBehaviorSanitizer:
-#   kernels_fuzz  native/kernels.cc compiled once per instruction set of this architecture, with the addon's
+#   kernels_fuzz  native/kernels/*.cc compiled once per instruction set of this architecture, with the addon's
 #                 flags (-O3 -ffp-contract=off -fno-math-errno), plus native/cpu.cc to pick the tables the host runs
 #   args_fuzz     the argument rules of native/args.h
 # Needs clang with libFuzzer (Debian: apt-get install clang libclang-rt-14-dev, or a later version). CXX picks
@@ -19,8 +19,10 @@ objs=()
 kernel() {  # name, define, extra flags...
   local name=$1 define=$2
   shift 2
-  "$CXX" "${common[@]}" -fsanitize=fuzzer-no-link -D"$define" "$@" -c native/kernels.cc -o "$out/kernels_$name.o"
-  objs+=("$out/kernels_$name.o")
+  for src in forward backward table; do
+    "$CXX" "${common[@]}" -fsanitize=fuzzer-no-link -D"$define" "$@" -c "native/kernels/$src.cc" -o "$out/${src}_$name.o"
+    objs+=("$out/${src}_$name.o")
+  done
 }
 kernel scalar RMSNORM_TARGET_SCALAR
 case "$(uname -m)" in

@@ -1,4 +1,4 @@
-// libFuzzer target for the kernels (native/kernels.cc), built by fuzz/build.sh for every instruction set the
+// libFuzzer target for the kernels (native/kernels/), built by fuzz/build.sh for every instruction set the
 // host runs (the scalar, AVX2 and AVX-512 tables, chosen at run time like the addon does) and run under
 // AddressSanitizer and UndefinedBehaviorSanitizer. Each input is decoded into one call: an op, an element type,
 // a shape, which optional arrays are given, eps, offset, partial and the values, which are taken bit for bit

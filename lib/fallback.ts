@@ -1,5 +1,5 @@
 // The pure-TypeScript implementation: the same entry points and the same algorithms as the native kernels
-// (native/kernels.cc), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
+// (native/kernels/), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
 import type { AsyncKernels, Converter, DataArray, Kernels } from '../binding';
 import { partialCount } from './validate';
@@ -7,7 +7,7 @@ import { partialCount } from './validate';
 type FloatArray = Float32Array | Float64Array;
 type Arr = FloatArray | null;
 
-const SAFE_SUM_MIN = 2 ** -969; // see kernels.cc: at or above this no underflowed square matters
+const SAFE_SUM_MIN = 2 ** -969; // see native/kernels/numerics.h: at or above this no underflowed square matters
 
 /** x * 2^e, exact whenever the result is a normal number. */
 function scale2(x: number, e: number): number {
@@ -23,7 +23,7 @@ function exponentOf(m: number): number {
 /**
  * d * 2^-e * r * f for finite non-zero d and r, with no intermediate overflow or underflow: d, f and the
  * product of d with r are brought near 1 by exact powers of two, which are applied once at the end
- * (kernels.cc's mul_exp).
+ * (forward.cc's mul_exp).
  */
 function mulExp(d: number, e: number, r: number, f: number): number {
   const ed = exponentOf(Math.abs(d));
@@ -102,7 +102,7 @@ function rmsScale(x: FloatArray, base: number, k: number, eps: number, s: RowSca
   s.e = e;
 }
 
-/** LayerNorm statistics of one row: mean, then the corrected two-pass variance, as in kernels.cc. */
+/** LayerNorm statistics of one row: mean, then the corrected two-pass variance, as in native/kernels/numerics.h. */
 function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: RowScale): void {
   let sum = 0;
   for (let i = 0; i < n; i++) sum += x[base + i]!;
@@ -119,12 +119,12 @@ function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: 
   s.ce = 0;
   s.e = 0;
   // sq === 0 may be a constant row or float64 deviations whose squares underflowed, and a NaN sq a NaN or an
-  // infinity in the row or a float64 sum that overflowed: the rescaled path below tells them apart (kernels.cc
+  // infinity in the row or a float64 sum that overflowed: the rescaled path below tells them apart (numerics.h
   // skips it for float32 data, where only a constant row gives 0 and only NaN or infinite data NaN).
   const inRange = mean - mean === 0 && sq <= Number.MAX_VALUE && sq >= SAFE_SUM_MIN;
   if (inRange) {
     const variance = (sq - (lin * lin) / n) / n;
-    // A variance of 0: the mean corrected by the deviations' sum, as in kernels.cc (a constant row's mean is
+    // A variance of 0: the mean corrected by the deviations' sum, as in numerics.h (a constant row's mean is
     // then the constant itself, not a few units off it).
     if (variance <= 0) s.mean = s.meanS = mean + lin / n;
     s.r = 1 / Math.sqrt(Math.max(variance, 0) + eps);
@@ -171,7 +171,7 @@ function layerNormScale(x: FloatArray, base: number, n: number, eps: number, s: 
 /**
  * With partial < 1 a value past the first k may be far larger than those that make rstd, and its x * rstd
  * overflow float64 where the output is finite: possible only where rstd > 1, and then the tail's sum of
- * squares bounds its largest magnitude (kernels.cc's tail_may_overflow). float32 data never overflows double.
+ * squares bounds its largest magnitude (forward.cc's tail_may_overflow). float32 data never overflows double.
  */
 function tailMayOverflow(x: FloatArray, base: number, k: number, n: number, s: RowScale): boolean {
   if (k === n || x instanceof Float32Array || s.e !== 0 || !(s.r > 1)) return false;

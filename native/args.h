@@ -5,7 +5,7 @@
 // messages as lib/validate.ts.
 //
 // What a successful check() guarantees the kernels (fuzz/args_fuzz.cc asserts each point): every present
-// array has the element type its slot requires (see elem_of: data slots have x's type; for Float32Array and
+// array has the element type its slot requires (its Elem in ops.gen.h: data slots have x's type; for Float32Array and
 // Float64Array data every slot has x's type; for Uint16Array data, dtype is 1 (bfloat16) or 2 (float16),
 // statistics slots are Float32Array and the parameters are all Float32Array or all Uint16Array) and exactly
 // its expected length (x.length, dim or rows, with rows * dim == x.length); non-nullable slots are present;
@@ -21,39 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "ops.gen.h"
+
 namespace rmsnorm {
 namespace args {
-
-// ---------------------------------------------------------------------------------------------------------
-// Op descriptions
-
-enum class Len { kTotal, kDim, kRows };  // x.length, dim, rows
-
-struct Slot {
-  const char* name;
-  Len len;
-  bool nullable;
-  bool output;
-  int same_ok = -1;  // index of the one slot this output may be exactly the same view of (in place)
-};
-
-enum Scalar : unsigned { kOffset = 1, kPartial = 2, kAccumulate = 4 };
-
-struct OpSpec {
-  const char* name;
-  std::vector<Slot> slots;  // the array arguments, first; slot 0 sets the element type and the total length
-  unsigned scalars;         // after the arrays: dim, eps, those flagged here in flag order, then dtype, castMode
-};
-
-// The element type a slot must have follows from its length and direction: rows-long slots and dim-long
-// outputs (dweight, dbias) hold statistics (float32 for half data), dim-long inputs are parameters (float32 or
-// the half type for half data), everything else has x's type.
-enum class Elem { kData, kParam, kStat };
-inline Elem elem_of(const Slot& slot) {
-  if (slot.len == Len::kTotal) return Elem::kData;
-  if (slot.len == Len::kRows || slot.output) return Elem::kStat;
-  return Elem::kParam;
-}
 
 // dtype codes: 0 for Float32Array/Float64Array data, 1 bfloat16, 2 float16 (Uint16Array data).
 enum DType : int { kNoDType = 0, kBFloat16 = 1, kFloat16 = 2 };
@@ -66,58 +37,16 @@ inline const char* type_name(Type t) {
 }
 inline size_t type_size(Type t) { return t == Type::kF64 ? 8 : t == Type::kF32 ? 4 : 2; }
 
-// Slot layouts; lib/index.ts passes arguments in exactly this order.
-inline const OpSpec kRmsNorm{"rmsNorm",
-                             {{"x", Len::kTotal, false, false},
-                              {"weight", Len::kDim, true, false},
-                              {"options.bias", Len::kDim, true, false},
-                              {"options.out", Len::kTotal, false, true, 0},
-                              {"options.rstd", Len::kRows, true, true}},
-                             kOffset | kPartial};
-inline const OpSpec kLayerNorm{"layerNorm",
-                               {{"x", Len::kTotal, false, false},
-                                {"weight", Len::kDim, true, false},
-                                {"bias", Len::kDim, true, false},
-                                {"options.out", Len::kTotal, false, true, 0},
-                                {"options.mean", Len::kRows, true, true},
-                                {"options.rstd", Len::kRows, true, true}},
-                               0};
-inline const OpSpec kAddRmsNorm{"addRmsNorm",
-                                {{"x", Len::kTotal, false, false},
-                                 {"residual", Len::kTotal, false, true},
-                                 {"weight", Len::kDim, true, false},
-                                 {"options.bias", Len::kDim, true, false},
-                                 {"options.out", Len::kTotal, false, true, 0},
-                                 {"options.rstd", Len::kRows, true, true}},
-                                kOffset | kPartial};
-inline const OpSpec kRmsNormBackward{"rmsNormBackward",
-                                     {{"dy", Len::kTotal, false, false},
-                                      {"x", Len::kTotal, false, false},
-                                      {"weight", Len::kDim, true, false},
-                                      {"options.rstd", Len::kRows, true, false},
-                                      {"options.dx", Len::kTotal, false, true, 0},
-                                      {"options.dweight", Len::kDim, true, true},
-                                      {"options.dbias", Len::kDim, true, true}},
-                                     kOffset | kPartial | kAccumulate};
-inline const OpSpec kLayerNormBackward{"layerNormBackward",
-                                       {{"dy", Len::kTotal, false, false},
-                                        {"x", Len::kTotal, false, false},
-                                        {"weight", Len::kDim, true, false},
-                                        {"options.mean", Len::kRows, true, false},
-                                        {"options.rstd", Len::kRows, true, false},
-                                        {"options.dx", Len::kTotal, false, true, 0},
-                                        {"options.dweight", Len::kDim, true, true},
-                                        {"options.dbias", Len::kDim, true, true}},
-                                       kAccumulate};
-
-constexpr size_t kMaxSlots = 8;
-constexpr size_t kMaxScalars = 7;
-
-// The number of arguments an op takes: its arrays, dim, eps, its flagged scalars, dtype and castMode.
-inline size_t n_scalars(const OpSpec& op) {
-  return 4 + ((op.scalars & kOffset) ? 1 : 0) + ((op.scalars & kPartial) ? 1 : 0) + ((op.scalars & kAccumulate) ? 1 : 0);
+// The number of arguments an op takes: its arrays, then its scalars.
+inline size_t n_scalars(const OpSpec& op) { return op.scalars.size(); }
+inline size_t arity(const OpSpec& op) { return op.slots.size() + op.scalars.size(); }
+inline bool has_scalar(const OpSpec& op, Scalar s) {
+  for (Scalar t : op.scalars) {
+    if (t == s) return true;
+  }
+  return false;
 }
-inline size_t arity(const OpSpec& op) { return op.slots.size() + n_scalars(op); }
+inline size_t role_index(Role r) { return static_cast<size_t>(r); }
 
 // ---------------------------------------------------------------------------------------------------------
 // Arguments as read, and as checked
@@ -156,11 +85,13 @@ struct RawScalar {
 struct RawArgs {
   size_t argc;  // the number of arguments the call was given; the rest is read only when it is the op's arity
   RawArray arrays[kMaxSlots];
-  RawScalar scalars[kMaxScalars];  // dim, eps, then offset, partial, accumulate as the op has them, dtype, castMode
+  RawScalar scalars[kMaxScalars];  // in the op's order (OpSpec::scalars)
 };
 
 struct Parsed {
-  ArrayArg a[kMaxSlots];
+  ArrayArg arrays[kRoleCount];  // by role; absent roles stay !present
+  ArrayArg& operator[](Role r) { return arrays[role_index(r)]; }
+  const ArrayArg& operator[](Role r) const { return arrays[role_index(r)]; }
   size_t dim = 0, rows = 0, k = 0;
   double eps = 1e-5, offset = 0.0, partial = 1.0;
   bool accumulate = false;
@@ -190,9 +121,8 @@ inline size_t expected_length(Len len, const Parsed& p, size_t total) {
   return len == Len::kTotal ? total : len == Len::kDim ? p.dim : p.rows;
 }
 
-inline const char* length_name(Len len, const OpSpec& op) {
-  return len == Len::kTotal ? (std::strcmp(op.slots[0].name, "dy") == 0 ? "dy.length" : "x.length")
-                            : len == Len::kDim ? "dim" : "rows";
+inline std::string length_name(Len len, const OpSpec& op) {
+  return len == Len::kTotal ? std::string(op.slots[0].name) + ".length" : len == Len::kDim ? "dim" : "rows";
 }
 
 // Applies every rule of `op` to `raw` in order. Returns true and fills `p` (default-constructed by the caller),
@@ -216,7 +146,7 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
     const char* name = op.slots[i].name;
     if (r.kind == RawArray::kTyped) {
       if (r.length == 0 && r.detached) return fail(kValue, quoted(name) + " must not be on a detached ArrayBuffer");
-      ArrayArg& a = p.a[i];
+      ArrayArg& a = p[op.slots[i].role];
       a.present = true;
       a.type = r.type;
       a.length = r.length;
@@ -225,46 +155,47 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
       return fail(kType, quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
     }
   }
-  size_t s = 0;
-  auto number = [&](const char* name, double& out) {
-    const RawScalar& r = raw.scalars[s++];
-    if (!r.ok) return fail(kType, quoted(name) + " must be of type number");
-    out = r.number;
-    return true;
-  };
-  double dim;
-  if (!number("options.dim", dim)) return false;
-  if (!(dim >= 1 && dim <= 4294967295.0) || std::floor(dim) != dim) {
-    return fail(kRange, quoted("options.dim") + " must be a positive integer no greater than 4294967295", true);
-  }
-  p.dim = static_cast<size_t>(dim);
-  if (!number("options.eps", p.eps)) return false;
-  if (!(p.eps >= 0 && p.eps <= 1.7976931348623157e308)) {
-    return fail(kRange, quoted("options.eps") + " must be a finite number >= 0", true);
-  }
-  if (op.scalars & kOffset) {
-    if (!number("options.offset", p.offset)) return false;
-    if (!std::isfinite(p.offset)) return fail(kRange, quoted("options.offset") + " must be a finite number", true);
-    for (size_t i = 0; i < n_slots; ++i) {
-      if (p.offset != 0 && std::strcmp(op.slots[i].name, "weight") == 0 && !p.a[i].present) {
-        return fail(kValue, quoted("options.offset") + " requires a weight (weight is null)");
-      }
+  // The scalars, in the op's order: each of its JavaScript type, then its own range.
+  double dtype = 0, cast = 0;
+  for (size_t s = 0; s < op.scalars.size(); ++s) {
+    const Scalar kind = op.scalars[s];
+    const RawScalar& r = raw.scalars[s];
+    const char* name = kScalarName[static_cast<size_t>(kind)];
+    if (!r.ok) {
+      return fail(kType, quoted(name) + (kScalarIsBoolean[static_cast<size_t>(kind)] ? " must be of type boolean"
+                                                                                     : " must be of type number"));
+    }
+    switch (kind) {
+      case Scalar::kDim:
+        if (!(r.number >= 1 && r.number <= 4294967295.0) || std::floor(r.number) != r.number) {
+          return fail(kRange, quoted(name) + " must be a positive integer no greater than 4294967295", true);
+        }
+        p.dim = static_cast<size_t>(r.number);
+        break;
+      case Scalar::kEps:
+        p.eps = r.number;
+        if (!(p.eps >= 0 && p.eps <= 1.7976931348623157e308)) {
+          return fail(kRange, quoted(name) + " must be a finite number >= 0", true);
+        }
+        break;
+      case Scalar::kOffset:
+        p.offset = r.number;
+        if (!std::isfinite(p.offset)) return fail(kRange, quoted(name) + " must be a finite number", true);
+        if (p.offset != 0 && !p[Role::kWeight].present) {
+          return fail(kValue, quoted(name) + " requires a weight (weight is null)");
+        }
+        break;
+      case Scalar::kPartial:
+        p.partial = r.number;
+        if (!(p.partial > 0 && p.partial <= 1)) return fail(kRange, quoted(name) + " must be in (0, 1]", true);
+        break;
+      case Scalar::kAccumulate: p.accumulate = r.boolean; break;
+      case Scalar::kDType: dtype = r.number; break;
+      case Scalar::kCastMode: cast = r.number; break;
     }
   }
-  if (op.scalars & kPartial) {
-    if (!number("options.partial", p.partial)) return false;
-    if (!(p.partial > 0 && p.partial <= 1)) return fail(kRange, quoted("options.partial") + " must be in (0, 1]", true);
-  }
-  if (op.scalars & kAccumulate) {
-    const RawScalar& r = raw.scalars[s++];
-    if (!r.ok) return fail(kType, quoted("options.accumulate") + " must be of type boolean");
-    p.accumulate = r.boolean;
-  }
-  double dtype, cast;
-  if (!number("options.dtype", dtype)) return false;
-  if (!number("options.castMode", cast)) return false;
 
-  const ArrayArg& first = p.a[0];
+  const ArrayArg& first = p[op.slots[0].role];
   p.data = first.type;
   const bool half = first.type == Type::kU16;
   if (half ? !(dtype == kBFloat16 || dtype == kFloat16) : dtype != kNoDType) {
@@ -278,9 +209,9 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   p.param = first.type;
   bool param_seen = false;
   for (size_t i = 1; i < n_slots; ++i) {
-    const ArrayArg& a = p.a[i];
+    const ArrayArg& a = p[op.slots[i].role];
     if (!a.present) continue;
-    const Elem el = elem_of(op.slots[i]);
+    const Elem el = op.slots[i].elem;
     Type want = el == Elem::kStat ? stat : first.type;
     if (el == Elem::kParam && half) {
       // float32 or the half type, the same for every parameter of the call.
@@ -300,21 +231,24 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   }
   p.rows = first.length / p.dim;
   for (size_t i = 1; i < n_slots; ++i) {
+    const ArrayArg& a = p[op.slots[i].role];
     const size_t want = expected_length(op.slots[i].len, p, first.length);
-    if (p.a[i].present && p.a[i].length != want) {
+    if (a.present && a.length != want) {
       return fail(kRange,
                   quoted(op.slots[i].name) + " must have length " + std::to_string(want) + " (" +
-                      length_name(op.slots[i].len, op) + "), received length " + std::to_string(p.a[i].length),
+                      length_name(op.slots[i].len, op) + "), received length " + std::to_string(a.length),
                   true);
     }
   }
   // Outputs must not overlap any other array, except the one they may be in place on.
   for (size_t o = 0; o < n_slots; ++o) {
     if (!op.slots[o].output) continue;
+    const ArrayArg& out = p[op.slots[o].role];
     for (size_t i = 0; i < n_slots; ++i) {
-      if (i == o || !overlaps(p.a[o], p.a[i])) continue;
+      const ArrayArg& other = p[op.slots[i].role];
+      if (i == o || !overlaps(out, other)) continue;
       const bool same_ok = op.slots[o].same_ok == static_cast<int>(i);
-      if (same_ok && same_view(p.a[o], p.a[i])) continue;
+      if (same_ok && same_view(out, other)) continue;
       return fail(kValue, quoted(op.slots[o].name) + " must not overlap \"" + op.slots[i].name + "\"" +
                               (same_ok ? " unless it is exactly the same view (in place)" : ""));
     }

@@ -4,7 +4,7 @@
 // made only here when the native module is in use (from the data pointers read anyway), with the same messages
 // as lib/validate.ts.
 //
-// Each op is described by a table of its array arguments (OpSpec, in args.h); parse() reads the arguments and
+// Each op is described by its OpSpec (native/ops.gen.h, generated from lib/op-table.ts); parse() reads the arguments and
 // args::check() applies the rules (plain C++, so fuzz/args_fuzz.cc can drive the same rules without Node); the
 // checked arguments become a Job: plain C++ with no Node-API inside, run on the calling thread.
 //
@@ -46,6 +46,7 @@ using args::ArrayArg;
 using args::OpSpec;
 using args::Parsed;
 using args::quoted;
+using args::Role;
 using args::Type;
 using args::kAddRmsNorm;
 using args::kLayerNorm;
@@ -111,14 +112,9 @@ Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
   if (argc == args::arity(op)) {
     const size_t n_slots = op.slots.size();
     for (size_t i = 0; i < n_slots; ++i) read_array(env, argv[i], raw.arrays[i]);
-    const size_t n_scalars = args::n_scalars(op);
-    // accumulate (a boolean) comes after dim, eps, offset and partial; dtype and castMode follow it.
-    const size_t accumulate = (op.scalars & args::kAccumulate)
-                                  ? 2 + ((op.scalars & args::kOffset) ? 1 : 0) + ((op.scalars & args::kPartial) ? 1 : 0)
-                                  : n_scalars;
-    for (size_t j = 0; j < n_scalars; ++j) {
+    for (size_t j = 0; j < op.scalars.size(); ++j) {
       args::RawScalar& r = raw.scalars[j];
-      if (j == accumulate) {
+      if (args::kScalarIsBoolean[static_cast<size_t>(op.scalars[j])]) {
         r.ok = napi_get_value_bool(env, argv[n_slots + j], &r.boolean) == napi_ok;
       } else {
         r.ok = napi_get_value_double(env, argv[n_slots + j], &r.number) == napi_ok;
@@ -235,53 +231,6 @@ struct BackwardJob final : Job {
   }
 };
 
-template <typename T, typename W>
-void bind_forward(ForwardJob<T, W>& job, rmsnorm::RowKernel<T, W> kernel, const Parsed& p, const ArrayArg& x,
-                  const ArrayArg& w, const ArrayArg& b, const ArrayArg& y, const ArrayArg& rstd, const ArrayArg* mean,
-                  const ArrayArg* residual) {
-  using S = rmsnorm::Stat<T>;
-  job.kernel = kernel;
-  NormArgs<T, W>& a = job.args;
-  a.x = in<T>(x);
-  a.y = out<T>(y);
-  a.weight = in<W>(w);
-  a.bias = in<W>(b);
-  a.rstd = out<S>(rstd);
-  a.mean = mean ? out<S>(*mean) : nullptr;
-  a.residual = residual ? out<T>(*residual) : nullptr;
-  a.rows = p.rows;
-  a.dim = p.dim;
-  a.k = p.k;
-  a.eps = p.eps;
-  a.offset = p.offset;
-  a.llama = p.llama;
-  a.stream = p.rows * p.dim * sizeof(T) >= kStreamMinBytes;
-}
-
-template <typename T, typename W>
-void bind_backward(BackwardJob<T, W>& job, rmsnorm::BackwardKernel<T, W> kernel, const Parsed& p, const ArrayArg& dy,
-                   const ArrayArg& x, const ArrayArg& w, const ArrayArg* mean, const ArrayArg& rstd,
-                   const ArrayArg& dx, const ArrayArg& dw, const ArrayArg& db) {
-  using S = rmsnorm::Stat<T>;
-  job.kernel = kernel;
-  BackwardArgs<T, W>& a = job.args;
-  a.dy = in<T>(dy);
-  a.x = in<T>(x);
-  a.weight = in<W>(w);
-  a.mean = mean ? in<S>(*mean) : nullptr;
-  a.rstd = in<S>(rstd);
-  a.dx = out<T>(dx);
-  a.rows = p.rows;
-  a.dim = p.dim;
-  a.k = p.k;
-  a.eps = p.eps;
-  a.offset = p.offset;
-  a.stream = p.rows * p.dim * sizeof(T) >= kStreamMinBytes;
-  job.dweight = out<S>(dw);
-  job.dbias = out<S>(db);
-  job.accumulate = p.accumulate;
-}
-
 template <typename... Ts>
 constexpr size_t max_sizeof() {
   size_t m = 0;
@@ -317,26 +266,63 @@ class AnyJob {
       BackwardJob<bf16_t, bf16_t>, BackwardJob<bf16_t, float>, BackwardJob<f16_t, f16_t>, BackwardJob<f16_t, float>>()];
 };
 
-// Binds the checked arguments of `op` to one OpTable's kernel.
+// The call's scalars, for any op.
+template <typename T>
+rmsnorm::CallParams call_params(const Parsed& p) {
+  rmsnorm::CallParams c;
+  c.rows = p.rows;
+  c.dim = p.dim;
+  c.k = p.k;
+  c.eps = p.eps;
+  c.offset = p.offset;
+  c.llama = p.llama;
+  c.stream = p.rows * p.dim * sizeof(T) >= kStreamMinBytes;
+  return c;
+}
+
+// Binds the checked arrays to a forward kernel by role (roles an op lacks are absent, so null).
+template <typename T, typename W>
+void bind_forward(AnyJob& job, rmsnorm::RowKernel<T, W> kernel, const Parsed& p) {
+  using S = rmsnorm::Stat<T>;
+  ForwardJob<T, W>& j = job.emplace<ForwardJob<T, W>>();
+  j.kernel = kernel;
+  NormArgs<T, W>& a = j.args;
+  static_cast<rmsnorm::CallParams&>(a) = call_params<T>(p);
+  a.x = in<T>(p[Role::kX]);
+  a.y = out<T>(p[Role::kOut]);
+  a.weight = in<W>(p[Role::kWeight]);
+  a.bias = in<W>(p[Role::kBias]);
+  a.rstd = out<S>(p[Role::kRstd]);
+  a.mean = out<S>(p[Role::kMean]);
+  a.residual = out<T>(p[Role::kResidual]);
+}
+
+template <typename T, typename W>
+void bind_backward(AnyJob& job, rmsnorm::BackwardKernel<T, W> kernel, const Parsed& p) {
+  using S = rmsnorm::Stat<T>;
+  BackwardJob<T, W>& j = job.emplace<BackwardJob<T, W>>();
+  j.kernel = kernel;
+  BackwardArgs<T, W>& a = j.args;
+  static_cast<rmsnorm::CallParams&>(a) = call_params<T>(p);
+  a.dy = in<T>(p[Role::kDy]);
+  a.x = in<T>(p[Role::kX]);
+  a.weight = in<W>(p[Role::kWeight]);
+  a.mean = in<S>(p[Role::kMean]);
+  a.rstd = in<S>(p[Role::kRstd]);
+  a.dx = out<T>(p[Role::kDx]);
+  j.dweight = out<S>(p[Role::kDweight]);
+  j.dbias = out<S>(p[Role::kDbias]);
+  j.accumulate = p.accumulate;
+}
+
+// Binds the checked arguments of `op` to its kernel in one OpTable.
 template <typename T, typename W>
 void bind_with(AnyJob& job, const OpSpec& op, const rmsnorm::OpTable<T, W>& t, const Parsed& p) {
-  const ArrayArg* a = p.a;
-  if (&op == &kRmsNorm || &op == &kLayerNorm || &op == &kAddRmsNorm) {
-    // Slot positions: rmsNorm (x, weight, bias, out, rstd); layerNorm (x, weight, bias, out, mean, rstd);
-    // addRmsNorm (x, residual, weight, bias, out, rstd).
-    const bool add = &op == &kAddRmsNorm, ln = &op == &kLayerNorm;
-    const size_t w = add ? 2 : 1;
-    auto kernel = ln ? t.layer_norm : add ? t.add_rms_norm : t.rms_norm;
-    bind_forward(job.emplace<ForwardJob<T, W>>(), kernel, p, a[0], a[w], a[w + 1], a[w + 2], a[ln || add ? 5 : 4],
-                 ln ? &a[4] : nullptr, add ? &a[1] : nullptr);
-    return;
-  }
-  // rmsNormBackward (dy, x, weight, rstd, dx, dweight, dbias); layerNormBackward (dy, x, weight, mean, rstd,
-  // dx, dweight, dbias).
-  const bool ln = &op == &kLayerNormBackward;
-  const size_t r = ln ? 4 : 3;
-  bind_backward(job.emplace<BackwardJob<T, W>>(), ln ? t.layer_norm_backward : t.rms_norm_backward, p, a[0], a[1],
-                a[2], ln ? &a[3] : nullptr, a[r], a[r + 1], a[r + 2], a[r + 3]);
+  if (&op == &args::kRmsNorm) return bind_forward(job, t.rms_norm, p);
+  if (&op == &args::kLayerNorm) return bind_forward(job, t.layer_norm, p);
+  if (&op == &args::kAddRmsNorm) return bind_forward(job, t.add_rms_norm, p);
+  if (&op == &args::kRmsNormBackward) return bind_backward(job, t.rms_norm_backward, p);
+  bind_backward(job, t.layer_norm_backward, p);
 }
 
 void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) {

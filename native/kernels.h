@@ -31,44 +31,46 @@ struct StatOf<f16_t> {
 template <typename T>
 using Stat = typename StatOf<T>::type;
 
-// One forward call's arguments. T is the data type (x, y, residual); W the parameter type (weight, bias):
-// T, or float32 for half data. Pointers an op does not use, or the caller did not give, are null. Lengths were
-// checked by the binding: x, y, residual hold rows * dim values; weight and bias dim; rstd and mean rows.
-template <typename T, typename W = T>
-struct NormArgs {
-  const T* x = nullptr;
-  T* y = nullptr;
-  const W* weight = nullptr;
-  const W* bias = nullptr;
-  Stat<T>* rstd = nullptr;
-  Stat<T>* mean = nullptr;  // layerNorm: receives each row's mean
-  T* residual = nullptr;    // addRmsNorm: residual += x, then y = rmsNorm(residual)
+// The scalars of one call, the same block for every op: the forward and backward argument structs embed it, so
+// a new field reaches every kernel (and the rebinding of half-precision parameters below) without being copied
+// by hand anywhere.
+struct CallParams {
   size_t rows = 0;
   size_t dim = 0;
   size_t k = 0;         // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
   double eps = 1e-5;
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
-  bool llama = false;   // castMode 'llama' (half types): round x * rstd to T before the weight
-  bool stream = false;  // write y with non-temporal stores (outputs far larger than the caches)
+  bool llama = false;   // castMode 'llama' (half types, forward): round x * rstd to T before the weight
+  bool stream = false;  // write y or dx with non-temporal stores (outputs far larger than the caches)
+};
+
+// The data arrays of one forward call (everything but the parameters). Pointers an op does not use, or the
+// caller did not give, are null. Lengths were checked by the binding: x, y, residual hold rows * dim values;
+// rstd and mean rows.
+template <typename T>
+struct ForwardData {
+  const T* x = nullptr;
+  T* y = nullptr;
+  Stat<T>* rstd = nullptr;
+  Stat<T>* mean = nullptr;  // layerNorm: receives each row's mean
+  T* residual = nullptr;    // addRmsNorm: residual += x, then y = rmsNorm(residual)
+};
+
+// One forward call's arguments. T is the data type (x, y, residual); W the parameter type (weight, bias, length
+// dim): T, or float32 for half data.
+template <typename T, typename W = T>
+struct NormArgs : CallParams, ForwardData<T> {
+  const W* weight = nullptr;
+  const W* bias = nullptr;
 
   // The same call with other parameter arrays (weight and bias of type P).
   template <typename P>
   NormArgs<T, P> with_params(const P* w, const P* b) const {
     NormArgs<T, P> r;
-    r.x = x;
-    r.y = y;
+    static_cast<CallParams&>(r) = *this;
+    static_cast<ForwardData<T>&>(r) = *this;
     r.weight = w;
     r.bias = b;
-    r.rstd = rstd;
-    r.mean = mean;
-    r.residual = residual;
-    r.rows = rows;
-    r.dim = dim;
-    r.k = k;
-    r.eps = eps;
-    r.offset = offset;
-    r.llama = llama;
-    r.stream = stream;
     return r;
   }
 };
@@ -76,19 +78,13 @@ struct NormArgs {
 // One backward call's arguments. rstd (and mean, for LayerNorm) come from the forward pass, or are null and
 // recomputed from x.
 template <typename T, typename W = T>
-struct BackwardArgs {
+struct BackwardArgs : CallParams {
   const T* dy = nullptr;
   const T* x = nullptr;
   const W* weight = nullptr;
   const Stat<T>* rstd = nullptr;
   const Stat<T>* mean = nullptr;
   T* dx = nullptr;  // may be exactly dy
-  size_t rows = 0;
-  size_t dim = 0;
-  size_t k = 0;
-  double eps = 1e-5;
-  double offset = 0.0;
-  bool stream = false;  // write dx with non-temporal stores (large calls)
 };
 
 // A forward row-range kernel: rows [r0, r1). Rows are independent, so any partition gives bitwise the same
@@ -131,7 +127,7 @@ struct KernelTable {
   ConvertTable convert;
 };
 
-// Defined by kernels.cc, compiled once per target with that target's flags.
+// Defined by native/kernels/table.cc, compiled once per target with that target's flags.
 extern const KernelTable kernel_table_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const KernelTable kernel_table_avx2;

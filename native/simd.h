@@ -1,6 +1,6 @@
 // A deliberately small vector abstraction: just what the normalization kernels need.
 //
-// kernels.cc is compiled once per instruction set, each time with one RMSNORM_TARGET_* macro and that
+// The kernel files (native/kernels/*.cc) are compiled once per instruction set, each time with one RMSNORM_TARGET_* macro and that
 // target's compiler flags (see CMakeLists.txt). This header turns the macro into two types, Vec<float> and
 // Vec<double>, with the same static interface on every target:
 //
@@ -36,7 +36,7 @@
 #elif defined(RMSNORM_TARGET_NEON)
 #include <arm_neon.h>
 #elif !defined(RMSNORM_TARGET_SCALAR)
-#error "kernels.cc must be compiled with one RMSNORM_TARGET_* macro"
+#error "the kernel files must be compiled with one RMSNORM_TARGET_* macro"
 #endif
 
 namespace {

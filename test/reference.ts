@@ -184,7 +184,7 @@ export interface RefGrads {
   dbias: Float64Array;
 }
 
-/** The analytic RMSNorm gradients in float64 (see native/kernels.cc for the formulas). */
+/** The analytic RMSNorm gradients in float64 (see native/kernels/backward.cc for the formulas). */
 export function referenceRmsNormBackward(
   dy: ArrayLike<number>,
   x: ArrayLike<number>,

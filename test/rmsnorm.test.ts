@@ -10,7 +10,7 @@ const TYPES = [Float32Array, Float64Array] as const;
 type Ctor = (typeof TYPES)[number];
 
 // Error budgets, in units of the last place of the storage type. float32: a rounded rstd, the two products and
-// the float32 summation of squares (see native/kernels.cc) stay under 4 ulp; float64: the rounding of a sum of
+// the float32 summation of squares (see native/kernels/numerics.h) stay under 4 ulp; float64: the rounding of a sum of
 // thousands of squares, 64 ulp = 1.4e-14, seven times inside the contract's 1e-13 relative.
 const ULP_BUDGET = { Float32Array: 4, Float64Array: 64 } as const;
 const budget = (c: Ctor) => ULP_BUDGET[c.name as keyof typeof ULP_BUDGET];

@@ -1,0 +1,324 @@
+// The forward kernels (rmsNorm, addRmsNorm, layerNorm), written once over the Vec<T> abstraction of simd.h and
+// compiled once per target (see numerics.h): the statistics of a row, then one output pass from cache.
+//
+// - The output pass multiplies in the storage type, (x * rstd) * (offset + weight) + bias, the order PyTorch
+//   uses, with FMA for the last step where the target has it. When rstd itself is not a normal number of the
+//   storage type (float32 rows of magnitude below ~1e-38 or above ~1e38, eps = 0), the row is written by an
+//   exact scalar path in double instead, so such rows never turn into inf, 0 or NaN by accident.
+#include "entry.h"
+#include "numerics.h"
+
+namespace {
+
+// Is multiplying by rstd = r * 2^-e in the compute type exact-range for this row?
+template <typename C>
+bool fast_scale(const RowScale& s, double rstd);
+template <>
+bool fast_scale<float>(const RowScale&, double rstd) {
+  return rstd >= 0x1p-126 && rstd <= 0x1p126;
+}
+template <>
+bool fast_scale<double>(const RowScale& s, double rstd) {
+  return s.e == 0 && rstd >= kDblMin && rstd <= kDblMax;
+}
+
+// What a forward kernel instantiation writes: which affine terms, and castMode 'llama' (round x * rstd to
+// the storage type before the weight, as Hugging Face's Llama/Granite RMSNorm does).
+enum Term : unsigned { kWeightTerm = 1, kBiasTerm = 2, kLlamaTerm = 4 };
+
+// Asks for the cache lines of p[0, n) (the next row, while this one is scaled from cache): the row's first pass
+// then reads it from cache instead of waiting on memory line after line.
+template <typename T>
+inline void prefetch_span(const T* p, size_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (size_t off = 0; off < n * sizeof(T); off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
+// The output pass of one row, vectorized in the compute type C: y = ((x - center) * rstd) * (offset + w) + b.
+// kCenter (LayerNorm) subtracts the mean given as hi + lo, so a float32 row whose |mean| dwarfs its spread
+// loses nothing to the rounding of the mean. With (kT & kLlamaTerm), x * rstd is rounded to the storage type first and
+// the affine step is a plain multiply and add (no fused rounding), to match that rule bit for bit.
+template <typename T, typename W, bool kCenter, unsigned kT>
+void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo,
+               Compute<T> rstd, Compute<T> offset, size_t n, bool stream, const T* next) {
+  using C = Compute<T>;
+  using V = Vec<C>;
+  constexpr size_t N = V::N;
+  const auto vr = V::set1(rstd);
+  const auto vo = V::set1(offset);
+  const auto vch = V::set1(center_hi);
+  const auto vcl = V::set1(center_lo);
+  auto one = [&](typename V::R xv, size_t i, bool full, size_t m) {
+    if (kCenter) xv = V::sub(V::sub(xv, vch), vcl);
+    auto v = V::mul(xv, vr);
+    if ((kT & kLlamaTerm)) v = round_storage<T>(v);
+    if ((kT & kWeightTerm)) {
+      const auto wv = V::add(load_v<C>(w, i, full, m), vo);
+      if ((kT & kBiasTerm) && !(kT & kLlamaTerm)) {
+        v = V::fma(v, wv, load_v<C>(b, i, full, m));
+      } else {
+        v = V::mul(v, wv);
+        if ((kT & kBiasTerm)) v = V::add(v, load_v<C>(b, i, full, m));
+      }
+    } else if ((kT & kBiasTerm)) {
+      v = V::add(v, load_v<C>(b, i, full, m));
+    }
+    return v;
+  };
+  // A short masked head first, so the main loop's stores are aligned to their width: an unaligned 64-byte
+  // store spans two cache lines, and this pass is bound by its stores. Each element is computed the same way
+  // in the head and the loop, so the split (which depends on the address) never changes a result.
+  size_t i = head_to_align(y, n, N);
+  if (i) V::storen(y, one(V::loadn(x, i), 0, false, i), i);
+  if (stream && reinterpret_cast<uintptr_t>(y + i) % (N * sizeof(T)) == 0) {
+    for (; i + 2 * N <= n; i += 2 * N) {
+      if (next) prefetch_span(next + i, 2 * N);
+      const auto v0 = one(V::load(x + i), i, true, N);
+      const auto v1 = one(V::load(x + i + N), i + N, true, N);
+      store_stream<V>(y + i, v0);
+      store_stream<V>(y + i + N, v1);
+    }
+  }
+  for (; i + 2 * N <= n; i += 2 * N) {
+    if (next) prefetch_span(next + i, 2 * N);
+    const auto v0 = one(V::load(x + i), i, true, N);
+    const auto v1 = one(V::load(x + i + N), i + N, true, N);
+    V::store(y + i, v0);
+    V::store(y + i + N, v1);
+  }
+  for (; i + N <= n; i += N) V::store(y + i, one(V::load(x + i), i, true, N));
+  if (i < n) V::storen(y + i, one(V::loadn(x + i, n - i), i, false, n - i), n - i);
+}
+
+// d * 2^-e * r * f for finite non-zero d and r, with no intermediate overflow or underflow: d, f and the
+// product with r are split into fraction and exponent first, so each multiplication is of fractions in
+// [0.5, 1) and the exponents are applied once at the end. Where no intermediate leaves double's normal range
+// this rounds exactly as ((d * 2^-e) * r) * f does.
+inline double mul_exp(double d, int e, double r, double f) {
+  int ed, ep, ef = 0;
+  const double md = __builtin_frexp(d, &ed);
+  const double mp = __builtin_frexp(md * r, &ep);
+  if (f - f == 0.0) f = __builtin_frexp(f, &ef);  // (0 stays 0; an infinite f goes in as it is)
+  return scale2(mp * f, ed + ep + ef - e);
+}
+
+// The same row in double, one element at a time, for rows the vector path cannot take: rstd outside the
+// compute type's normal range, rows rescaled by a power of two, and rows with an intermediate that would leave
+// the compute type's range (see write_row). With rstd = r * 2^-s.e, and the mean given as center_s scaled by
+// 2^-ce (0 for RMSNorm, and ce = 0):
+//   y = ((x * 2^-ce - center_s) * 2^(ce - s.e) * r) * (offset + w) + b.
+// LayerNorm subtracts in scaled form because x - mean itself may overflow (a float64 row spanning more than
+// DBL_MAX), and the mean of a row of subnormals keeps its fraction only scaled up. For float64 data the
+// products go through mul_exp: x * 2^-e alone can overflow for a value past the first k (partial < 1) whose
+// output is finite.
+template <typename T, typename W, bool kCenter, unsigned kT>
+void scale_row_exact(const T* x, T* y, const W* w, const W* b, double center_s, int ce, const RowScale& s,
+                     double offset, size_t n) {
+  const int e = kCenter ? s.e - ce : s.e;
+  for (size_t i = 0; i < n; ++i) {
+    double d = to_double(x[i]);
+    if (kCenter) d = scale2(d, -ce) - center_s;
+    double v;
+    if (std::is_same<T, double>::value && d - d == 0.0 && d != 0.0 && s.r - s.r == 0.0 && s.r != 0.0) {
+      v = mul_exp(d, e, s.r, (kT & kWeightTerm) ? offset + to_double(w[i]) : 1.0);
+    } else {
+      v = scale2(d, -e) * s.r;
+      if ((kT & kLlamaTerm)) v = to_double(from_double<T>(v));
+      if ((kT & kWeightTerm)) v *= offset + to_double(w[i]);
+    }
+    if ((kT & kBiasTerm)) v += to_double(b[i]);
+    y[i] = from_double<T>(v);
+  }
+}
+
+// Writes one normalized row given its statistics: by the vector path when rstd is a normal number of the
+// compute type and the caller saw no intermediate leaving its range (`exact` false), else by the exact path.
+// center is the mean (0 for RMSNorm); center_s the same times 2^-ce, for the exact path.
+template <typename T, typename W, bool kCenter, unsigned kT>
+void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, double center_s, int ce, const RowScale& s,
+               double rstd, bool exact, const T* next = nullptr) {
+  using C = Compute<T>;
+  if (!exact && fast_scale<C>(s, rstd)) {
+    const C hi = static_cast<C>(center);
+    const C lo = static_cast<C>(center - static_cast<double>(hi));
+    scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim,
+                                 a.stream, next);
+  } else {
+    scale_row_exact<T, W, kCenter, kT>(x, y, a.weight, a.bias, center_s, ce, s, a.offset, a.dim);
+  }
+}
+
+// With partial < 1 the values past the first k do not enter rstd, so one of them may be far larger than those
+// that do, and x * rstd may overflow the compute type although the output (times a small weight) is finite.
+// That needs rstd > 1 (else |x * rstd| <= |x|), so only such partial rows pay for a look at their tail: its
+// sum of squares bounds its largest magnitude. True sends the row to the exact path.
+template <typename T>
+bool tail_may_overflow(const T* x, size_t k, size_t n, double rstd) {
+  if (k == n || !(rstd > 1.0)) return false;
+  // The bound keeps |x * rstd| below 2^125 (float) or 2^510 (double): far from overflow, and within what a
+  // double sum of squares can tell.
+  constexpr double kLimit = std::is_same<Compute<T>, float>::value ? 0x1p250 : 0x1p1020;
+  const double ss = sum_squares_row(x + k, n - k);
+  return !(ss * rstd * rstd < kLimit);  // inf or NaN in the tail, or a sum that overflowed: exact path
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RMSNorm forward
+
+template <typename T, typename W, unsigned kT>
+void rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; ++r) {
+    const T* x = a.x + r * a.dim;
+    const RowScale s = rms_row_scale(x, a.k, a.eps);
+    const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
+    if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
+    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd, tail_may_overflow(x, a.k, a.dim, rstd),
+                               r + 1 < r1 ? x + a.dim : nullptr);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fused residual add + RMSNorm: residual += x (rounded to T), then y = rmsNorm(residual). The first pass adds,
+// stores the new residual and sums its squares; the second scales the row, which is still in cache.
+
+// residual[i] += x[i] over one row, returning the sum of squares of the new (rounded) values like
+// residual[i] += x[i] over one row, returning the sum of squares of the new (rounded) values like
+// sum_squares_row: float32 blocks for float32 and half data, double for float64.
+template <typename T>
+double add_rows_sum_squares(const T* x, T* res, size_t n) {
+  if constexpr (std::is_same<T, double>::value) {
+    using V = Vec<double>;
+    constexpr size_t N = V::N;
+    size_t i = 0;
+    for (; i + N <= n; i += N) V::store(res + i, V::add(V::load(res + i), V::load(x + i)));
+    if (i < n) V::storen(res + i, V::add(V::loadn(res + i, n - i), V::loadn(x + i, n - i)), n - i);
+    return sum_squares(static_cast<const T*>(res), n);
+  } else {
+    using F = Vec<float>;
+    double ss;
+    blocked_sums<float, 2, 1, 8>(n, &ss, [&](typename F::R* acc, size_t i, bool full, size_t m) {
+      const auto sum = full ? F::add(F::load(res + i), F::load(x + i)) : F::add(F::loadn(res + i, m), F::loadn(x + i, m));
+      const auto v = round_storage<T>(sum);
+      if (full) {
+        F::store(res + i, v);
+      } else {
+        F::storen(res + i, v, m);
+      }
+      acc[0] = F::fma(v, v, acc[0]);
+    });
+    if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
+    return sum_squares(static_cast<const T*>(res), n);
+  }
+}
+
+template <typename T, typename W, unsigned kT>
+void add_rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; ++r) {
+    T* res = a.residual + r * a.dim;
+    const double full = add_rows_sum_squares(a.x + r * a.dim, res, a.dim);
+    // With partial < 1 the statistic covers only the first k values: sum those again (rare; cached).
+    const double ss = a.k == a.dim ? full : sum_squares_row(static_cast<const T*>(res), a.k);
+    const RowScale s = rms_scale_from_sum(static_cast<const T*>(res), a.k, a.eps, ss);
+    const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
+    if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
+    write_row<T, W, false, kT>(a, res, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd,
+                               tail_may_overflow(static_cast<const T*>(res), a.k, a.dim, rstd));
+  }
+}
+
+template <typename T, typename W, unsigned kT>
+void layer_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; ++r) {
+    const T* x = a.x + r * a.dim;
+    const RowMoments mo = ln_row_moments(x, a.dim, a.eps);
+    const double rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
+    if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
+    if (a.mean) a.mean[r] = static_cast<Compute<T>>(mo.mean);
+    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.mean_s, mo.ce, mo.s, rstd, mo.exact,
+                              r + 1 < r1 ? x + a.dim : nullptr);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dispatch on which affine terms are present (and castMode for half types), so the inner loops carry no
+// branches.
+
+template <typename T, typename W, template <typename, typename, unsigned> class Impl>
+void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  // Half-precision parameters are widened to float32 once per call and thread (the exact conversion each row
+  // would otherwise repeat: two instructions per vector) for calls of several rows, which then run the
+  // float32-parameter kernels: bit for bit the same. malloc, not new: the kernel objects carry no
+  // exception-handling machinery.
+  if constexpr (kIsHalf<W>) {
+    if (r1 - r0 >= 4 && (a.weight || a.bias)) {
+      if (float* buffer = static_cast<float*>(std::malloc(2 * a.dim * sizeof(float)))) {
+        if (a.weight) to_float(a.weight, buffer, a.dim);
+        if (a.bias) to_float(a.bias, buffer + a.dim, a.dim);
+        dispatch_terms<T, float, Impl>(a.with_params(a.weight ? static_cast<const float*>(buffer) : nullptr,
+                                                     a.bias ? static_cast<const float*>(buffer + a.dim) : nullptr),
+                                       r0, r1);
+        std::free(buffer);
+        return;
+      }
+    }
+  }
+  const unsigned terms = (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
+  switch (terms) {
+    case 0: return Impl<T, W, 0>::run(a, r0, r1);
+    case 1: return Impl<T, W, 1>::run(a, r0, r1);
+    case 2: return Impl<T, W, 2>::run(a, r0, r1);
+    case 3: return Impl<T, W, 3>::run(a, r0, r1);
+  }
+  if constexpr (kIsHalf<T>) {
+    switch (terms) {
+      case 4: return Impl<T, W, 4>::run(a, r0, r1);
+      case 5: return Impl<T, W, 5>::run(a, r0, r1);
+      case 6: return Impl<T, W, 6>::run(a, r0, r1);
+      case 7: return Impl<T, W, 7>::run(a, r0, r1);
+    }
+  }
+}
+
+template <typename T, typename W, unsigned kT>
+struct RmsNormImpl {
+  static void run(const NormArgs<T, W>& a, size_t r0, size_t r1) { rms_norm_rows_impl<T, W, kT>(a, r0, r1); }
+};
+template <typename T, typename W, unsigned kT>
+struct LayerNormImpl {
+  static void run(const NormArgs<T, W>& a, size_t r0, size_t r1) { layer_norm_rows_impl<T, W, kT>(a, r0, r1); }
+};
+template <typename T, typename W, unsigned kT>
+struct AddRmsNormImpl {
+  static void run(const NormArgs<T, W>& a, size_t r0, size_t r1) { add_rms_norm_rows_impl<T, W, kT>(a, r0, r1); }
+};
+
+}  // namespace
+
+namespace rmsnorm {
+namespace RMSNORM_ISA {
+
+template <typename T, typename W>
+void rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  dispatch_terms<T, W, RmsNormImpl>(a, r0, r1);
+  if (a.stream) stream_fence();
+}
+template <typename T, typename W>
+void layer_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  dispatch_terms<T, W, LayerNormImpl>(a, r0, r1);
+  if (a.stream) stream_fence();
+}
+template <typename T, typename W>
+void add_rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  dispatch_terms<T, W, AddRmsNormImpl>(a, r0, r1);
+  if (a.stream) stream_fence();
+}
+
+#define RMSNORM_INSTANTIATE(T, W)                                                \
+  template void rms_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);     \
+  template void layer_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);   \
+  template void add_rms_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);
+RMSNORM_FOR_EACH_TYPE_PAIR(RMSNORM_INSTANTIATE)
+#undef RMSNORM_INSTANTIATE
+
+}  // namespace RMSNORM_ISA
+}  // namespace rmsnorm
