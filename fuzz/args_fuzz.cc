@@ -33,8 +33,14 @@ using args::Type;
 size_t width(Type t) { return t == Type::kF64 ? 8 : t == Type::kF32 ? 4 : 2; }
 
 // Where a slot's accumulate, dtype and castMode scalars are.
+bool has(const args::OpSpec& op, args::Scalar s) {
+  for (args::Scalar t : op.scalars) {
+    if (t == s) return true;
+  }
+  return false;
+}
 size_t accumulate_index(const args::OpSpec& op) {
-  return 2 + ((op.scalars & args::kOffset) ? 1 : 0) + ((op.scalars & args::kPartial) ? 1 : 0);
+  return 2 + (has(op, args::Scalar::kOffset) ? 1 : 0) + (has(op, args::Scalar::kPartial) ? 1 : 0);
 }
 
 // What kind of array a slot holds, from the contract: the same length as x is data; a rows-long slot, or a
@@ -71,8 +77,8 @@ double decode_number(FuzzedDataProvider& in) {
 // first rule `raw` breaks, or nullptr when it breaks none.
 const char* expected_code(const args::OpSpec& op, const args::RawArgs& raw) {
   const size_t n = op.slots.size();
-  const bool has_offset = op.scalars & args::kOffset, has_partial = op.scalars & args::kPartial,
-             has_accumulate = op.scalars & args::kAccumulate;
+  const bool has_offset = has(op, args::Scalar::kOffset), has_partial = has(op, args::Scalar::kPartial),
+             has_accumulate = has(op, args::Scalar::kAccumulate);
   const size_t want_argc = n + 2 + has_offset + has_partial + has_accumulate + 2;
   if (raw.argc != want_argc) return "ERR_INVALID_ARG_TYPE";
   // Arrays, in order: not an array (or null where one is required), another element kind, or detached.
@@ -168,16 +174,16 @@ void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args
   if (p.k < 1 || p.k > p.dim) fail("k");
   const double kd = std::ceil(p.partial * static_cast<double>(p.dim));
   if (p.k != (kd < 1 ? 1 : kd > static_cast<double>(p.dim) ? p.dim : static_cast<size_t>(kd))) fail("k formula");
-  if (!p.a[0].present || p.a[0].type != p.data) fail("slot 0");
+  if (!p[op.slots[0].role].present || p[op.slots[0].role].type != p.data) fail("slot 0");
   const bool half = p.data == Type::kU16;
   if (half ? !(p.dtype == 1 || p.dtype == 2) : p.dtype != 0) fail("dtype");
   if (half ? !(p.param == Type::kF32 || p.param == Type::kU16) : p.param != p.data) fail("param type");
-  const size_t acc = accumulate_index(op) + ((op.scalars & args::kAccumulate) ? 1 : 0);
+  const size_t acc = accumulate_index(op) + (has(op, args::Scalar::kAccumulate) ? 1 : 0);
   if (p.dtype != static_cast<int>(raw.scalars[acc].number)) fail("dtype value");
   if (p.llama != (raw.scalars[acc + 1].number == 1)) fail("castMode");
-  if (p.rows * p.dim != p.a[0].length) fail("rows * dim");
+  if (p.rows * p.dim != p[op.slots[0].role].length) fail("rows * dim");
   for (size_t i = 0; i < n; ++i) {
-    const args::ArrayArg& a = p.a[i];
+    const args::ArrayArg& a = p[op.slots[i].role];
     if (!a.present) {
       if (!op.slots[i].nullable) fail("a required array is missing");
       if (raw.arrays[i].kind != args::RawArray::kNullish) fail("a given array was dropped");
@@ -185,26 +191,26 @@ void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args
     }
     const Type want_type = is_data(op.slots[i]) ? p.data : is_stat(op.slots[i]) ? (half ? Type::kF32 : p.data) : p.param;
     if (a.type != want_type) fail("element type");
-    const size_t want = op.slots[i].len == args::Len::kTotal ? p.a[0].length : op.slots[i].len == args::Len::kDim ? p.dim : p.rows;
+    const size_t want = op.slots[i].len == args::Len::kTotal ? p[op.slots[0].role].length : op.slots[i].len == args::Len::kDim ? p.dim : p.rows;
     if (a.length != want) fail("length");
     if (a.data != raw.arrays[i].data) fail("data pointer");
     if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !a.present) fail("offset without weight");
   }
   for (size_t i = 0; i < n; ++i) {
-    if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !p.a[i].present) fail("offset without weight");
+    if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !p[op.slots[i].role].present) fail("offset without weight");
   }
   for (size_t o = 0; o < n; ++o) {
-    if (!op.slots[o].output || !p.a[o].present) continue;
+    if (!op.slots[o].output || !p[op.slots[o].role].present) continue;
     for (size_t i = 0; i < n; ++i) {
-      if (i == o || !p.a[i].present || p.a[o].length == 0 || p.a[i].length == 0) continue;
-      const uintptr_t o0 = reinterpret_cast<uintptr_t>(p.a[o].data), o1 = o0 + p.a[o].bytes();
-      const uintptr_t i0 = reinterpret_cast<uintptr_t>(p.a[i].data), i1 = i0 + p.a[i].bytes();
+      if (i == o || !p[op.slots[i].role].present || p[op.slots[o].role].length == 0 || p[op.slots[i].role].length == 0) continue;
+      const uintptr_t o0 = reinterpret_cast<uintptr_t>(p[op.slots[o].role].data), o1 = o0 + p[op.slots[o].role].bytes();
+      const uintptr_t i0 = reinterpret_cast<uintptr_t>(p[op.slots[i].role].data), i1 = i0 + p[op.slots[i].role].bytes();
       const bool disjoint = o1 <= i0 || i1 <= o0;
       const bool in_place = static_cast<int>(i) == op.slots[o].same_ok && o0 == i0 && o1 == i1;
       if (!disjoint && !in_place) fail("an output overlaps another array");
     }
   }
-  if (op.scalars & args::kAccumulate) {
+  if (has(op, args::Scalar::kAccumulate)) {
     if (p.accumulate != raw.scalars[accumulate_index(op)].boolean) fail("accumulate");
   }
 }
@@ -257,8 +263,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (size_t j = 0; j < args::kMaxScalars; ++j) {
     args::RawScalar& s = raw.scalars[j];
-    const bool boolean = (op.scalars & args::kAccumulate) && j == accumulate_index(op);
-    const size_t n_scalars = args::n_scalars(op);
+    const bool boolean = has(op, args::Scalar::kAccumulate) && j == accumulate_index(op);
+    const size_t n_scalars = op.scalars.size();
     const uint8_t kind = in.ConsumeIntegral<uint8_t>();
     s.ok = kind >= 16;  // otherwise a string, an object, null, undefined, a BigInt...
     if (boolean) {

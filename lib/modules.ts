@@ -11,8 +11,8 @@ import {
   rmsNormAsync,
   rmsNormBackward,
   rmsNormBackwardAsync,
-  type FloatArray,
-} from './index';
+} from './ops';
+import type { FloatArray } from './types';
 import { checkOffset, checkOptions, checkPartial, checkEps, invalidType, invalidValue, kindOf, outOfRange } from './validate';
 
 export type DType = 'float32' | 'float64';

@@ -35,6 +35,11 @@ export interface ArraySlot {
   readonly output: boolean;
   /** The one array this output may be exactly the same view of (in place). */
   readonly inPlace?: Role;
+  /**
+   * An output the user may omit: the facade then allocates it ('always'), or only when the call has a weight
+   * ('withWeight'; otherwise the kernel gets null).
+   */
+  readonly allocate?: 'always' | 'withWeight';
 }
 
 /** The scalars the kernels take, with their JavaScript type. */
@@ -68,11 +73,11 @@ export interface OpDescription {
 const x = { role: 'x', name: 'x', length: 'total', element: 'data', nullable: false, output: false } as const;
 const weight = { role: 'weight', name: 'weight', length: 'dim', element: 'param', nullable: true, output: false } as const;
 const rstdOut = { role: 'rstd', name: 'options.rstd', length: 'rows', element: 'stat', nullable: true, output: true } as const;
-const outOnX = { role: 'out', name: 'options.out', length: 'total', element: 'data', nullable: false, output: true, inPlace: 'x' } as const;
+const outOnX = { role: 'out', name: 'options.out', length: 'total', element: 'data', nullable: false, output: true, inPlace: 'x', allocate: 'always' } as const;
 const dy = { role: 'dy', name: 'dy', length: 'total', element: 'data', nullable: false, output: false } as const;
-const dxOnDy = { role: 'dx', name: 'options.dx', length: 'total', element: 'data', nullable: false, output: true, inPlace: 'dy' } as const;
-const dweight = { role: 'dweight', name: 'options.dweight', length: 'dim', element: 'stat', nullable: true, output: true } as const;
-const dbias = { role: 'dbias', name: 'options.dbias', length: 'dim', element: 'stat', nullable: true, output: true } as const;
+const dxOnDy = { role: 'dx', name: 'options.dx', length: 'total', element: 'data', nullable: false, output: true, inPlace: 'dy', allocate: 'always' } as const;
+const dweight = { role: 'dweight', name: 'options.dweight', length: 'dim', element: 'stat', nullable: true, output: true, allocate: 'withWeight' } as const;
+const dbias = { role: 'dbias', name: 'options.dbias', length: 'dim', element: 'stat', nullable: true, output: true, allocate: 'always' } as const;
 const statIn = (role: 'mean' | 'rstd') =>
   ({ role, name: `options.${role}`, length: 'rows', element: 'stat', nullable: true, output: false }) as const;
 

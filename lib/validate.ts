@@ -5,9 +5,8 @@
 // ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE) and a message that names the argument, what was expected and
 // what was received:  The "weight" argument must have length 4096 (dim), received length 4095
 
-export type FloatArray = Float32Array | Float64Array;
-/** Data arrays: float32, float64, or the bits of bfloat16/float16 values (with options.dtype). */
-export type DataArray = Float32Array | Float64Array | Uint16Array;
+import type { ArraySlot, OpDescription, Role } from './op-table';
+import type { DataArray } from './types';
 
 /** Element kind of a supported array: 1 = Float32Array, 2 = Float64Array, 3 = Uint16Array, 0 = anything else. */
 export type Kind = 0 | 1 | 2 | 3;
@@ -22,6 +21,11 @@ const typedArrayTag = Object.getOwnPropertyDescriptor(
 export function kindOf(v: unknown): Kind {
   const tag = typedArrayTag.call(v);
   return tag === 'Float32Array' ? 1 : tag === 'Float64Array' ? 2 : tag === 'Uint16Array' ? 3 : 0;
+}
+
+/** A new zeroed array of the given kind. */
+export function allocLike(kind: Kind, length: number): DataArray {
+  return kind === 1 ? new Float32Array(length) : kind === 2 ? new Float64Array(length) : new Uint16Array(length);
 }
 
 export function kindName(kind: Kind): string {
@@ -280,4 +284,49 @@ export function checkParam(name: string, v: unknown, t: CallTypes, nullable: boo
     throw invalidType(name, `${want}${nullable ? ' or null' : ''}`, v);
   }
   return checkKind(name, v, k, nullable);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// An op's array arguments, checked as their slots in the op table (lib/op-table.ts) describe them.
+
+/** What an op's lengths are measured against: the first array's length (named totalName), dim and rows. */
+export interface Sizes {
+  total: number;
+  totalName: string;
+  dim: number;
+  rows: number;
+}
+
+/** The element type and presence of an array argument; null when absent and the slot allows it. */
+export function checkSlotType(slot: ArraySlot, v: unknown, t: CallTypes): DataArray | null {
+  const optional = slot.nullable || slot.allocate !== undefined;
+  if (slot.element === 'param') return checkParam(slot.name, v, t, optional);
+  return checkKind(slot.name, v, slot.element === 'stat' ? t.stat : t.data, optional);
+}
+
+/** The length of a present array argument. */
+export function checkSlotLength(slot: ArraySlot, a: DataArray | null, s: Sizes): void {
+  if (!a) return;
+  if (slot.length === 'total') checkLength(slot.name, a, s.total, s.totalName);
+  else if (slot.length === 'dim') checkLength(slot.name, a, s.dim, 'dim');
+  else checkLength(slot.name, a, s.rows, 'rows');
+}
+
+/** checkSlotType, then checkSlotLength. */
+export function checkSlot(slot: ArraySlot, v: unknown, t: CallTypes, s: Sizes): DataArray | null {
+  const a = checkSlotType(slot, v, t);
+  checkSlotLength(slot, a, s);
+  return a;
+}
+
+/** The overlap rules of an op (see checkOverlaps), for its arrays given by role. */
+export function checkOpOverlaps(op: OpDescription, arrays: Partial<Record<Role, DataArray | null>>): void {
+  checkOverlaps(
+    op.arrays.map((slot) => ({
+      name: slot.name,
+      a: arrays[slot.role] ?? null,
+      output: slot.output,
+      sameOk: slot.inPlace === undefined ? undefined : op.arrays.findIndex((other) => other.role === slot.inPlace),
+    })),
+  );
 }

@@ -1,0 +1,396 @@
+// The ops: rmsNorm, layerNorm, addRmsNorm and the two backward passes, each as a sync function and an async
+// twin over one plan. A plan checks every argument (lib/validate.ts, with each array as its slot in the op
+// table describes it), allocates the outputs not given, and returns the kernel's arguments by role; the calls
+// in lib/ops.gen.ts pass them on in the kernels' order.
+import type { DataArray } from '../binding';
+import { asyncKernels, kernels, native } from './backend';
+import { OPS, type ArraySlot, type OpDescription, type Role } from './op-table';
+import {
+  callAddRmsNorm,
+  callAddRmsNormAsync,
+  callLayerNorm,
+  callLayerNormAsync,
+  callLayerNormBackward,
+  callLayerNormBackwardAsync,
+  callRmsNorm,
+  callRmsNormAsync,
+  callRmsNormBackward,
+  callRmsNormBackwardAsync,
+} from './ops.gen';
+import type {
+  Data,
+  Gradients,
+  LayerNormBackwardOptions,
+  LayerNormOptions,
+  OptionsArg,
+  Param,
+  RmsNormBackwardOptions,
+  RmsNormOptions,
+} from './types';
+import {
+  allocLike,
+  checkBoolean,
+  checkData,
+  checkDim,
+  checkEps,
+  checkOffset,
+  checkOpOverlaps,
+  checkOptions,
+  checkPartial,
+  checkRowsMultiple,
+  checkSlot,
+  checkSlotLength,
+  checkSlotType,
+  checkTypes,
+  type CallTypes,
+  type Sizes,
+} from './validate';
+
+/** An op's slots by role. */
+function slots<O extends OpDescription>(op: O): Record<O['arrays'][number]['role'], ArraySlot> {
+  return Object.fromEntries(op.arrays.map((s) => [s.role, s])) as Record<O['arrays'][number]['role'], ArraySlot>;
+}
+const RMS = slots(OPS.rmsNorm);
+const LN = slots(OPS.layerNorm);
+const ADD = slots(OPS.addRmsNorm);
+const RMS_BACK = slots(OPS.rmsNormBackward);
+const LN_BACK = slots(OPS.layerNormBackward);
+
+/**
+ * Runs a plan (validation plus the start of the work) so that a bad argument rejects the promise with the
+ * same error the sync form throws, and resolves with the plan's result once the work settles.
+ */
+function settle<R>(start: () => [Promise<void>, R]): Promise<R> {
+  try {
+    const [done, result] = start();
+    return done.then(() => result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+// Overlap checks (`if (!native) checkOpOverlaps(...)` below): the native module makes them itself, with the same
+// messages, from the data pointers it reads anyway; in JavaScript each `.buffer` read costs as much as a whole
+// small call, so only the fallback pays for them.
+function checkOverlapsIfJs(op: OpDescription, arrays: Partial<Record<Role, DataArray | null>>): void {
+  if (!native) checkOpOverlaps(op, arrays);
+}
+
+// Overload implementations take `options?: XOptions<any>`: the public overloads each carry the precise element
+// types, which TypeScript cannot relate to one implementation signature through their conditional types.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+// ---------------------------------------------------------------------------------------------------------
+// rmsNorm
+
+/**
+ * RMSNorm over each row of x (rows × dim, row-major):
+ *   rstd[r] = 1 / sqrt(mean_{i<k} x[r,i]^2 + eps),  y[r,i] = x[r,i] * rstd[r] * (offset + weight[i]) + bias[i]
+ * Returns `options.out` when given, else a new array of x's type.
+ */
+export function rmsNorm<D extends DataArray>(x: D, weight: Param<D> | null, ...options: OptionsArg<D, RmsNormOptions<D>>): Data<D>;
+export function rmsNorm(x: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): DataArray {
+  const c = planRmsNorm(x, weight, options);
+  callRmsNorm(kernels, c);
+  return c.out;
+}
+
+/** rmsNorm off the JavaScript thread; resolves to the same array. Do not touch the arrays until it settles. */
+export function rmsNormAsync<D extends DataArray>(x: D, weight: Param<D> | null, ...options: OptionsArg<D, RmsNormOptions<D>>): Promise<Data<D>>;
+export function rmsNormAsync(x: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): Promise<DataArray> {
+  return settle(() => {
+    const c = planRmsNorm(x, weight, options);
+    return [callRmsNormAsync(asyncKernels, c), c.out];
+  });
+}
+
+function planRmsNorm(x: DataArray, weight: DataArray | null, options: RmsNormOptions | undefined) {
+  const kind = checkData('x', x);
+  const o = checkOptions<RmsNormOptions>(options);
+  const t = checkTypes(kind, o.dtype, o.castMode);
+  const w = checkSlotType(RMS.weight, weight, t);
+  const dim = checkDim(o.dim, w);
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  checkSlotLength(RMS.weight, w, s);
+  s.rows = checkRowsMultiple(x, dim);
+  const eps = checkEps(o.eps);
+  const bias = checkSlot(RMS.bias, o.bias, t, s);
+  const offset = checkOffset(o.offset, w);
+  const partial = checkPartial(o.partial);
+  const out = checkSlot(RMS.out, o.out, t, s);
+  const rstd = checkSlot(RMS.rstd, o.rstd, t, s);
+  checkOverlapsIfJs(OPS.rmsNorm, { x, weight: w, bias, out, rstd });
+  return { x, weight: w, bias, out: out ?? allocLike(kind, x.length), rstd, dim, eps, offset, partial, dtype: t.dtype, castMode: t.cast };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// layerNorm
+
+/**
+ * LayerNorm over each row of x: y = (x - mean) * rstd * weight + bias, with the population variance and
+ * rstd = 1 / sqrt(var + eps). Returns `options.out` when given, else a new array of x's type.
+ */
+export function layerNorm<D extends DataArray>(
+  x: D,
+  weight: Param<D> | null,
+  bias: Param<D> | null,
+  ...options: OptionsArg<D, LayerNormOptions<D>>
+): Data<D>;
+export function layerNorm(x: DataArray, weight: DataArray | null, bias: DataArray | null, options?: LayerNormOptions<any>): DataArray {
+  const c = planLayerNorm(x, weight, bias, options);
+  callLayerNorm(kernels, c);
+  return c.out;
+}
+
+/** layerNorm off the JavaScript thread; resolves to the same array. */
+export function layerNormAsync<D extends DataArray>(
+  x: D,
+  weight: Param<D> | null,
+  bias: Param<D> | null,
+  ...options: OptionsArg<D, LayerNormOptions<D>>
+): Promise<Data<D>>;
+export function layerNormAsync(x: DataArray, weight: DataArray | null, bias: DataArray | null, options?: LayerNormOptions<any>): Promise<DataArray> {
+  return settle(() => {
+    const c = planLayerNorm(x, weight, bias, options);
+    return [callLayerNormAsync(asyncKernels, c), c.out];
+  });
+}
+
+function planLayerNorm(x: DataArray, weight: DataArray | null, bias: DataArray | null, options: LayerNormOptions | undefined) {
+  const kind = checkData('x', x);
+  const o = checkOptions<LayerNormOptions>(options);
+  const t = checkTypes(kind, o.dtype, o.castMode);
+  const w = checkSlotType(LN.weight, weight, t);
+  const b = checkSlotType(LN.bias, bias, t);
+  const dim = checkDim(o.dim, w ?? b, w ? 'weight' : 'bias');
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  checkSlotLength(LN.weight, w, s);
+  checkSlotLength(LN.bias, b, s);
+  s.rows = checkRowsMultiple(x, dim);
+  const eps = checkEps(o.eps);
+  const out = checkSlot(LN.out, o.out, t, s);
+  const mean = checkSlot(LN.mean, o.mean, t, s);
+  const rstd = checkSlot(LN.rstd, o.rstd, t, s);
+  checkOverlapsIfJs(OPS.layerNorm, { x, weight: w, bias: b, out, mean, rstd });
+  return { x, weight: w, bias: b, out: out ?? allocLike(kind, x.length), mean, rstd, dim, eps, dtype: t.dtype, castMode: t.cast };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// addRmsNorm
+
+/**
+ * The pre-norm decoder block's fused step: residual += x (in place, rounded to the element type), then
+ * out = rmsNorm(residual, weight, options), in one pass over memory. `out` may be x (FlashInfer's
+ * fused_add_rmsnorm convention); it must not be residual. Same options as rmsNorm.
+ */
+export function addRmsNorm<D extends DataArray>(
+  x: D,
+  residual: Data<D>,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, RmsNormOptions<D>>
+): Data<D>;
+export function addRmsNorm(x: DataArray, residual: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): DataArray {
+  const c = planAddRmsNorm(x, residual, weight, options);
+  callAddRmsNorm(kernels, c);
+  return c.out;
+}
+
+/** addRmsNorm off the JavaScript thread; resolves to the output array. */
+export function addRmsNormAsync<D extends DataArray>(
+  x: D,
+  residual: Data<D>,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, RmsNormOptions<D>>
+): Promise<Data<D>>;
+export function addRmsNormAsync(x: DataArray, residual: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): Promise<DataArray> {
+  return settle(() => {
+    const c = planAddRmsNorm(x, residual, weight, options);
+    return [callAddRmsNormAsync(asyncKernels, c), c.out];
+  });
+}
+
+function planAddRmsNorm(x: DataArray, residual: DataArray, weight: DataArray | null, options: RmsNormOptions | undefined) {
+  const kind = checkData('x', x);
+  const o = checkOptions<RmsNormOptions>(options);
+  const t = checkTypes(kind, o.dtype, o.castMode);
+  const res = checkSlotType(ADD.residual, residual, t)!;
+  const w = checkSlotType(ADD.weight, weight, t);
+  const dim = checkDim(o.dim, w);
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  checkSlotLength(ADD.weight, w, s);
+  s.rows = checkRowsMultiple(x, dim);
+  checkSlotLength(ADD.residual, res, s);
+  const eps = checkEps(o.eps);
+  const bias = checkSlot(ADD.bias, o.bias, t, s);
+  const offset = checkOffset(o.offset, w);
+  const partial = checkPartial(o.partial);
+  const out = checkSlot(ADD.out, o.out, t, s);
+  const rstd = checkSlot(ADD.rstd, o.rstd, t, s);
+  checkOverlapsIfJs(OPS.addRmsNorm, { x, residual: res, weight: w, bias, out, rstd });
+  return {
+    x,
+    residual: res,
+    weight: w,
+    bias,
+    out: out ?? allocLike(kind, x.length),
+    rstd,
+    dim,
+    eps,
+    offset,
+    partial,
+    dtype: t.dtype,
+    castMode: t.cast,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backward passes
+
+type BackSlots = typeof RMS_BACK | typeof LN_BACK;
+
+/** Checks shared by both backward passes; returns what they have in common. */
+function checkBackwardCommon(S: BackSlots, dy: DataArray, x: DataArray, weight: DataArray | null, o: RmsNormBackwardOptions | LayerNormBackwardOptions) {
+  const kind = checkData('dy', dy);
+  const t = checkTypes(kind, o.dtype, o.castMode);
+  const xs = checkSlotType(S.x, x, t)!;
+  const w = checkSlotType(S.weight, weight, t);
+  const dim = checkDim(o.dim, w);
+  const s: Sizes = { total: dy.length, totalName: 'dy.length', dim, rows: 0 };
+  checkSlotLength(S.weight, w, s);
+  s.rows = checkRowsMultiple(dy, dim, 'dy');
+  checkSlotLength(S.x, xs, s);
+  const eps = checkEps(o.eps);
+  return { t, xs, w, s, eps };
+}
+
+/** The gradient outputs, checked; those not given are allocated (dweight only when there is a weight). */
+function gradOutputs(S: BackSlots, o: RmsNormBackwardOptions | LayerNormBackwardOptions, t: CallTypes, s: Sizes) {
+  const dx = checkSlot(S.dx, o.dx, t, s);
+  const dweight = checkSlot(S.dweight, o.dweight, t, s);
+  const dbias = checkSlot(S.dbias, o.dbias, t, s);
+  const accumulate = checkBoolean('options.accumulate', o.accumulate);
+  return { given: { dx, dweight, dbias }, accumulate };
+}
+
+function allocGrads(g: { dx: DataArray | null; dweight: DataArray | null; dbias: DataArray | null }, t: CallTypes, s: Sizes, w: DataArray | null): Gradients<DataArray> {
+  return {
+    dx: g.dx ?? allocLike(t.data, s.total),
+    dweight: g.dweight ?? (w ? allocLike(t.stat, s.dim) : null),
+    dbias: g.dbias ?? allocLike(t.stat, s.dim),
+  } as Gradients<DataArray>;
+}
+
+/**
+ * Gradients of rmsNorm with respect to x, weight and bias, given dL/dy. Pass the forward pass's `rstd` to
+ * skip recomputing it. With `accumulate`, dweight/dbias are added to rather than overwritten (for gradient
+ * accumulation over micro-batches).
+ */
+export function rmsNormBackward<D extends DataArray>(
+  dy: D,
+  x: Data<D>,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, RmsNormBackwardOptions<D>>
+): Gradients<D>;
+export function rmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options?: RmsNormBackwardOptions<any>): Gradients<DataArray> {
+  const { c, g } = planRmsNormBackward(dy, x, weight, options);
+  callRmsNormBackward(kernels, c);
+  return g;
+}
+
+/** rmsNormBackward off the JavaScript thread. */
+export function rmsNormBackwardAsync<D extends DataArray>(
+  dy: D,
+  x: Data<D>,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, RmsNormBackwardOptions<D>>
+): Promise<Gradients<D>>;
+export function rmsNormBackwardAsync(dy: DataArray, x: DataArray, weight: DataArray | null, options?: RmsNormBackwardOptions<any>): Promise<Gradients<DataArray>> {
+  return settle(() => {
+    const { c, g } = planRmsNormBackward(dy, x, weight, options);
+    return [callRmsNormBackwardAsync(asyncKernels, c), g];
+  });
+}
+
+function planRmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options: RmsNormBackwardOptions | undefined) {
+  const o = checkOptions<RmsNormBackwardOptions>(options);
+  const { t, xs, w, s, eps } = checkBackwardCommon(RMS_BACK, dy, x, weight, o);
+  const offset = checkOffset(o.offset, w);
+  const partial = checkPartial(o.partial);
+  const rstd = checkSlot(RMS_BACK.rstd, o.rstd, t, s);
+  const { given, accumulate } = gradOutputs(RMS_BACK, o, t, s);
+  checkOverlapsIfJs(OPS.rmsNormBackward, { dy, x: xs, weight: w, rstd, ...given });
+  const g = allocGrads(given, t, s, w);
+  const c = {
+    dy,
+    x: xs,
+    weight: w,
+    rstd,
+    dx: g.dx,
+    dweight: g.dweight,
+    dbias: g.dbias,
+    dim: s.dim,
+    eps,
+    offset,
+    partial,
+    accumulate,
+    dtype: t.dtype,
+    castMode: t.cast,
+  };
+  return { c, g };
+}
+
+/**
+ * Gradients of layerNorm with respect to x, weight and bias, given dL/dy. Pass the forward pass's `mean` and
+ * `rstd` to skip recomputing them.
+ */
+export function layerNormBackward<D extends DataArray>(
+  dy: D,
+  x: Data<D>,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, LayerNormBackwardOptions<D>>
+): Gradients<D>;
+export function layerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options?: LayerNormBackwardOptions<any>): Gradients<DataArray> {
+  const { c, g } = planLayerNormBackward(dy, x, weight, options);
+  callLayerNormBackward(kernels, c);
+  return g;
+}
+
+/** layerNormBackward off the JavaScript thread. */
+export function layerNormBackwardAsync<D extends DataArray>(
+  dy: D,
+  x: Data<D>,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, LayerNormBackwardOptions<D>>
+): Promise<Gradients<D>>;
+export function layerNormBackwardAsync(dy: DataArray, x: DataArray, weight: DataArray | null, options?: LayerNormBackwardOptions<any>): Promise<Gradients<DataArray>> {
+  return settle(() => {
+    const { c, g } = planLayerNormBackward(dy, x, weight, options);
+    return [callLayerNormBackwardAsync(asyncKernels, c), g];
+  });
+}
+
+function planLayerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options: LayerNormBackwardOptions | undefined) {
+  const o = checkOptions<LayerNormBackwardOptions>(options);
+  const { t, xs, w, s, eps } = checkBackwardCommon(LN_BACK, dy, x, weight, o);
+  const mean = checkSlot(LN_BACK.mean, o.mean, t, s);
+  const rstd = checkSlot(LN_BACK.rstd, o.rstd, t, s);
+  const { given, accumulate } = gradOutputs(LN_BACK, o, t, s);
+  checkOverlapsIfJs(OPS.layerNormBackward, { dy, x: xs, weight: w, mean, rstd, ...given });
+  const g = allocGrads(given, t, s, w);
+  const c = {
+    dy,
+    x: xs,
+    weight: w,
+    mean,
+    rstd,
+    dx: g.dx,
+    dweight: g.dweight,
+    dbias: g.dbias,
+    dim: s.dim,
+    eps,
+    accumulate,
+    dtype: t.dtype,
+    castMode: t.cast,
+  };
+  return { c, g };
+}
