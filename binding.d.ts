@@ -12,15 +12,80 @@ type Arr = DataArray | null;
 /** The compute entry points, shared by the native module and the pure-TypeScript fallback (lib/fallback.ts). */
 export interface Kernels {
   /** RMSNorm of each row of x into out (which may be x); 1/rms into rstd when given. */
-  rmsNorm(x: DataArray, weight: Arr, bias: Arr, out: DataArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number, dtype: number, castMode: number): void;
+  rmsNorm(
+    x: DataArray,
+    weight: Arr,
+    bias: Arr,
+    out: DataArray,
+    rstd: Arr,
+    dim: number,
+    eps: number,
+    offset: number,
+    partial: number,
+    dtype: number,
+    castMode: number,
+  ): void;
   /** LayerNorm of each row of x into out (which may be x); statistics into mean and rstd when given. */
-  layerNorm(x: DataArray, weight: Arr, bias: Arr, out: DataArray, mean: Arr, rstd: Arr, dim: number, eps: number, dtype: number, castMode: number): void;
+  layerNorm(
+    x: DataArray,
+    weight: Arr,
+    bias: Arr,
+    out: DataArray,
+    mean: Arr,
+    rstd: Arr,
+    dim: number,
+    eps: number,
+    dtype: number,
+    castMode: number,
+  ): void;
   /** residual += x, then RMSNorm of residual into out (which may be x). */
-  addRmsNorm(x: DataArray, residual: DataArray, weight: Arr, bias: Arr, out: DataArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number, dtype: number, castMode: number): void;
+  addRmsNorm(
+    x: DataArray,
+    residual: DataArray,
+    weight: Arr,
+    bias: Arr,
+    out: DataArray,
+    rstd: Arr,
+    dim: number,
+    eps: number,
+    offset: number,
+    partial: number,
+    dtype: number,
+    castMode: number,
+  ): void;
   /** Gradients of rmsNorm: dx (may be dy); dweight/dbias when given, overwritten or added to (accumulate). */
-  rmsNormBackward(dy: DataArray, x: DataArray, weight: Arr, rstd: Arr, dx: DataArray, dweight: Arr, dbias: Arr, dim: number, eps: number, offset: number, partial: number, accumulate: boolean, dtype: number, castMode: number): void;
+  rmsNormBackward(
+    dy: DataArray,
+    x: DataArray,
+    weight: Arr,
+    rstd: Arr,
+    dx: DataArray,
+    dweight: Arr,
+    dbias: Arr,
+    dim: number,
+    eps: number,
+    offset: number,
+    partial: number,
+    accumulate: boolean,
+    dtype: number,
+    castMode: number,
+  ): void;
   /** Gradients of layerNorm; mean and rstd are recomputed unless both are given. */
-  layerNormBackward(dy: DataArray, x: DataArray, weight: Arr, mean: Arr, rstd: Arr, dx: DataArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean, dtype: number, castMode: number): void;
+  layerNormBackward(
+    dy: DataArray,
+    x: DataArray,
+    weight: Arr,
+    mean: Arr,
+    rstd: Arr,
+    dx: DataArray,
+    dweight: Arr,
+    dbias: Arr,
+    dim: number,
+    eps: number,
+    accumulate: boolean,
+    dtype: number,
+    castMode: number,
+  ): void;
 }
 
 /** The same entry points, run off the JavaScript thread: each resolves once its outputs are written. */

@@ -55,16 +55,7 @@ const FIGURES = { full: { rounds: 4, time: 400, iterations: 8 }, quick: { rounds
 // ---------------------------------------------------------------- child: data and ops
 
 function loadApi() {
-  // The other engineer may be replacing build/Release/rmsnorm.node while we start: retry a failed load.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return { api: require('../dist/index.js'), fallback: require('../dist/fallback.js').fallback };
-    } catch (error) {
-      if (attempt >= 5) throw error;
-      for (const key of Object.keys(require.cache)) if (key.includes('/dist/')) delete require.cache[key];
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
-    }
-  }
+  return { api: require('../dist/index.js'), fallback: require('../dist/fallback.js').fallback };
 }
 
 /** Every array a call of any op on `rows x dim` needs, preallocated; statistics from a forward pass. */

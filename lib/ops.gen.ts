@@ -61,10 +61,36 @@ export interface AddRmsNormCall {
   castMode: number;
 }
 export function callAddRmsNorm(k: Kernels, c: AddRmsNormCall): void {
-  k.addRmsNorm(c.x, c.residual, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  k.addRmsNorm(
+    c.x,
+    c.residual,
+    c.weight,
+    c.bias,
+    c.out,
+    c.rstd,
+    c.dim,
+    c.eps,
+    c.offset,
+    c.partial,
+    c.dtype,
+    c.castMode,
+  );
 }
 export function callAddRmsNormAsync(k: AsyncKernels, c: AddRmsNormCall): Promise<void> {
-  return k.addRmsNormAsync(c.x, c.residual, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  return k.addRmsNormAsync(
+    c.x,
+    c.residual,
+    c.weight,
+    c.bias,
+    c.out,
+    c.rstd,
+    c.dim,
+    c.eps,
+    c.offset,
+    c.partial,
+    c.dtype,
+    c.castMode,
+  );
 }
 
 /** The arguments of rmsNormBackward, by role. */
@@ -85,10 +111,40 @@ export interface RmsNormBackwardCall {
   castMode: number;
 }
 export function callRmsNormBackward(k: Kernels, c: RmsNormBackwardCall): void {
-  k.rmsNormBackward(c.dy, c.x, c.weight, c.rstd, c.dx, c.dweight, c.dbias, c.dim, c.eps, c.offset, c.partial, c.accumulate, c.dtype, c.castMode);
+  k.rmsNormBackward(
+    c.dy,
+    c.x,
+    c.weight,
+    c.rstd,
+    c.dx,
+    c.dweight,
+    c.dbias,
+    c.dim,
+    c.eps,
+    c.offset,
+    c.partial,
+    c.accumulate,
+    c.dtype,
+    c.castMode,
+  );
 }
 export function callRmsNormBackwardAsync(k: AsyncKernels, c: RmsNormBackwardCall): Promise<void> {
-  return k.rmsNormBackwardAsync(c.dy, c.x, c.weight, c.rstd, c.dx, c.dweight, c.dbias, c.dim, c.eps, c.offset, c.partial, c.accumulate, c.dtype, c.castMode);
+  return k.rmsNormBackwardAsync(
+    c.dy,
+    c.x,
+    c.weight,
+    c.rstd,
+    c.dx,
+    c.dweight,
+    c.dbias,
+    c.dim,
+    c.eps,
+    c.offset,
+    c.partial,
+    c.accumulate,
+    c.dtype,
+    c.castMode,
+  );
 }
 
 /** The arguments of layerNormBackward, by role. */
@@ -108,8 +164,36 @@ export interface LayerNormBackwardCall {
   castMode: number;
 }
 export function callLayerNormBackward(k: Kernels, c: LayerNormBackwardCall): void {
-  k.layerNormBackward(c.dy, c.x, c.weight, c.mean, c.rstd, c.dx, c.dweight, c.dbias, c.dim, c.eps, c.accumulate, c.dtype, c.castMode);
+  k.layerNormBackward(
+    c.dy,
+    c.x,
+    c.weight,
+    c.mean,
+    c.rstd,
+    c.dx,
+    c.dweight,
+    c.dbias,
+    c.dim,
+    c.eps,
+    c.accumulate,
+    c.dtype,
+    c.castMode,
+  );
 }
 export function callLayerNormBackwardAsync(k: AsyncKernels, c: LayerNormBackwardCall): Promise<void> {
-  return k.layerNormBackwardAsync(c.dy, c.x, c.weight, c.mean, c.rstd, c.dx, c.dweight, c.dbias, c.dim, c.eps, c.accumulate, c.dtype, c.castMode);
+  return k.layerNormBackwardAsync(
+    c.dy,
+    c.x,
+    c.weight,
+    c.mean,
+    c.rstd,
+    c.dx,
+    c.dweight,
+    c.dbias,
+    c.dim,
+    c.eps,
+    c.accumulate,
+    c.dtype,
+    c.castMode,
+  );
 }

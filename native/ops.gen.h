@@ -24,7 +24,8 @@ enum class Elem : uint8_t { kData, kParam, kStat };
 // The scalar arguments, each a number except those kScalarIsBoolean marks.
 enum class Scalar : uint8_t { kDim, kEps, kOffset, kPartial, kAccumulate, kDType, kCastMode };
 constexpr bool kScalarIsBoolean[] = {false, false, false, false, true, false, false};
-constexpr const char* kScalarName[] = {"options.dim", "options.eps", "options.offset", "options.partial", "options.accumulate", "options.dtype", "options.castMode"};
+constexpr const char* kScalarName[] = {"options.dim",        "options.eps",   "options.offset",  "options.partial",
+                                       "options.accumulate", "options.dtype", "options.castMode"};
 
 struct Slot {
   Role role;
@@ -45,56 +46,60 @@ struct OpSpec {
 constexpr size_t kMaxSlots = 8;
 constexpr size_t kMaxScalars = 7;
 
-inline const OpSpec kRmsNorm{"rmsNorm",
+inline const OpSpec kRmsNorm{
+    "rmsNorm",
     {
-     {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
-     {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
+        {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1},
+        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
 inline const OpSpec kLayerNorm{"layerNorm",
+                               {
+                                   {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
+                                   {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
+                                   {Role::kBias, "bias", Len::kDim, Elem::kParam, true, false, -1},
+                                   {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
+                                   {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, true, -1},
+                                   {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
+                               },
+                               {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode}};
+inline const OpSpec kAddRmsNorm{
+    "addRmsNorm",
     {
-     {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kBias, "bias", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
-     {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, true, -1},
-     {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
-    },
-    {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode}};
-inline const OpSpec kAddRmsNorm{"addRmsNorm",
-    {
-     {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kResidual, "residual", Len::kTotal, Elem::kData, false, true, -1},
-     {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
-     {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
+        {Role::kResidual, "residual", Len::kTotal, Elem::kData, false, true, -1},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
+        {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1},
+        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
 inline const OpSpec kRmsNormBackward{"rmsNormBackward",
+                                     {
+                                         {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
+                                         {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
+                                         {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
+                                         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
+                                         {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
+                                         {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
+                                         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
+                                     },
+                                     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial,
+                                      Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
+inline const OpSpec kLayerNormBackward{
+    "layerNormBackward",
     {
-     {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
-     {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
-     {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
-     {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
-    },
-    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
-inline const OpSpec kLayerNormBackward{"layerNormBackward",
-    {
-     {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-     {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-     {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, false, -1},
-     {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
-     {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
-     {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
-     {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
+        {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
+        {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, false, -1},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
+        {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
+        {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
+        {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
 

@@ -3,11 +3,12 @@
 //   lib/ops.gen.ts      the facade's calls of the kernel entry points, arguments taken by role
 //   native/ops.gen.h    the C++ slot tables (native/args.h checks them, native/binding.cc binds by role)
 // `node scripts/gen-ops.mjs` rewrites them; `--check` only compares and exits 1 on a difference (the test
-// suite runs it). Output is formatted as Prettier and clang-format would leave it.
+// suite's test/package/generated.test.ts does the same). Output is formatted as Prettier and clang-format leave it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { formatCpp } from './clang-format.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -178,24 +179,29 @@ ${specs.join('\n')}
 `;
 }
 
-export function generate() {
+/** The derived files, formatted as npm run format would leave them. */
+export async function generate() {
   const table = loadTable();
+  const prettier = await import('prettier');
+  const ts = async (file, text) => prettier.format(text, { ...(await prettier.resolveConfig(path.join(root, file))), filepath: file });
   return {
-    'binding.d.ts': bindingDts(table),
-    'lib/ops.gen.ts': opsGenTs(table),
-    'native/ops.gen.h': opsGenH(table),
+    'binding.d.ts': await ts('binding.d.ts', bindingDts(table)),
+    'lib/ops.gen.ts': await ts('lib/ops.gen.ts', opsGenTs(table)),
+    'native/ops.gen.h': formatCpp(opsGenH(table), 'native/ops.gen.h'),
   };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   let stale = 0;
-  for (const [file, text] of Object.entries(generate())) {
+  for (const [file, text] of Object.entries(await generate())) {
     const target = path.join(root, file);
     let current = null;
     try {
       current = readFileSync(target, 'utf8');
-    } catch {}
+    } catch {
+      // not written yet
+    }
     if (current === text) continue;
     if (check) {
       console.error(`${file} is out of date with lib/op-table.ts: run npm run gen`);

@@ -28,7 +28,7 @@ copy=$(mktemp -d "$PWD/.sanitized-package-XXXXXX")
 trap 'rm -rf "$logs" "$copy"' EXIT
 # What the package tests pack and install (test/package/install.test.ts): the sources and scripts the tarball
 # ships or builds its prebuilds with, and the prebuilds already built (else it builds them in the copy).
-cp -r dist test package.json vitest.config.mts tsconfig.json binding.d.ts README.md CMakeLists.txt cmake native scripts "$copy/"
+cp -r dist lib test package.json vitest.config.mts tsconfig.json binding.d.ts README.md CMakeLists.txt cmake native scripts .prettierrc.json .clang-format "$copy/"
 if [ -d prebuilds ]; then cp -r prebuilds "$copy/"; fi
 ln -s "$PWD/node_modules" "$copy/node_modules"
 mkdir -p "$copy/build/Release"

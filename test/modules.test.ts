@@ -24,9 +24,9 @@ describe('RMSNorm module', () => {
     const x = randomArray(Float32Array, 3 * dim, 3);
     const dy = randomArray(Float32Array, 3 * dim, 4);
     const y = m.forward(x);
-    expect(Array.from(y)).toEqual(Array.from(rmsNorm(x, m.weight!, { bias: m.bias, partial: 0.5, eps: 1e-6 })));
+    expect(Array.from(y)).toEqual(Array.from(rmsNorm(x, m.weight as Float32Array, { bias: m.bias as Float32Array, partial: 0.5, eps: 1e-6 })));
     const dx = m.backward(dy);
-    const ref = rmsNormBackward(dy, x, m.weight!, { partial: 0.5, eps: 1e-6 });
+    const ref = rmsNormBackward(dy, x, m.weight as Float32Array, { partial: 0.5, eps: 1e-6 });
     expect(maxRelError(dx, ref.dx)).toBeLessThan(1e-6);
     expect(maxRelError(m.weightGrad!, ref.dweight!)).toBeLessThan(1e-6);
     m.forward(x);
@@ -73,9 +73,9 @@ describe('LayerNorm module', () => {
     m.weight!.set(randomArray(Float64Array, dim, 7, 0.5, 1.5));
     const x = randomArray(Float64Array, 4 * dim, 8);
     const dy = randomArray(Float64Array, 4 * dim, 9);
-    expect(Array.from(m.forward(x))).toEqual(Array.from(layerNorm(x, m.weight!, m.bias)));
+    expect(Array.from(m.forward(x))).toEqual(Array.from(layerNorm(x, m.weight as Float64Array, m.bias as Float64Array)));
     const dx = m.backward(dy);
-    const ref = layerNormBackward(dy, x, m.weight!);
+    const ref = layerNormBackward(dy, x, m.weight as Float64Array);
     expect(maxRelError(dx, ref.dx)).toBeLessThan(1e-13);
     expect(maxRelError(m.weightGrad!, ref.dweight!)).toBeLessThan(1e-13);
     expect(maxRelError(m.biasGrad!, ref.dbias)).toBeLessThan(1e-13);

@@ -258,7 +258,7 @@ function defectArb(op: Op): fc.Arbitrary<{ defect: Defect; r: number }> {
         const buf = first.buffer;
         const T = first.constructor as Ctor;
         const at = first.byteOffset / T.BYTES_PER_ELEMENT;
-        const view = (shift: number, len: number) => new T(buf, (at + shift) * T.BYTES_PER_ELEMENT, len);
+        const view = (shift: number, len: number) => new T(buf as ArrayBuffer, (at + shift) * T.BYTES_PER_ELEMENT, len);
         const n = dim * rows;
         // An output over the first array, shifted by one element or more, or a statistic inside it.
         const outName = isBackward(op) ? 'dx' : 'out';

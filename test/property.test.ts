@@ -275,7 +275,7 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         // The fallback's positional kernel on the same inputs.
         const yJs = new T(n);
         const rstdJs = new T(rows);
-        fallback.rmsNorm(x0, p.w, p.b, yJs, rstdJs, dim, k.eps, offset, k.partial);
+        fallback.rmsNorm(x0, p.w, p.b, yJs, rstdJs, dim, k.eps, offset, k.partial, 0, 0);
         checkForward(c, T, 'rms', x0, dim, p, { y: yJs, rstd: rstdJs, mean: null }, 'fallback rmsNorm');
         // The async twin, on fresh copies: the same bits.
         const xa = x0.slice();
@@ -312,7 +312,7 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const yJs = new T(n);
         const meanJs = new T(rows);
         const rstdJs = new T(rows);
-        fallback.layerNorm(x0, p.w, p.b, yJs, meanJs, rstdJs, dim, k.eps);
+        fallback.layerNorm(x0, p.w, p.b, yJs, meanJs, rstdJs, dim, k.eps, 0, 0);
         checkForward(c, T, 'ln', x0, dim, p, { y: yJs, rstd: rstdJs, mean: meanJs }, 'fallback layerNorm');
         const xa = x0.slice();
         const meanA = mean ? new T(rows) : null;
@@ -354,7 +354,7 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         checkForward(c, T, 'rms', sum, dim, p, { y, rstd: rstd?.view ?? null, mean: null }, 'addRmsNorm');
         const resJs = res0.slice();
         const yJs = new T(n);
-        fallback.addRmsNorm(x0, resJs, p.w, p.b, yJs, null, dim, k.eps, offset, k.partial);
+        fallback.addRmsNorm(x0, resJs, p.w, p.b, yJs, null, dim, k.eps, offset, k.partial, 0, 0);
         checkForward(c, T, 'rms', sum, dim, p, { y: yJs, rstd: null, mean: null }, 'fallback addRmsNorm');
         const xa = x0.slice();
         const resA = res0.slice();
@@ -455,13 +455,13 @@ function refBackward(op: 'rms' | 'ln', dy: FloatArray, x: FloatArray, w: FloatAr
         g.dxMag[r * dim + i] = rs * (Math.abs(gi(i)) + aMag + Math.abs(xh) * bMag) + rs * (Math.abs(xs(i)) + Math.abs(mu)) * rs * bMag;
         dwTerms[i]!.push(dy[r * dim + i]! * xh);
         dbTerms[i]!.push(dy[r * dim + i]!);
-        g.dwMag[i] += Math.abs(dy[r * dim + i]!) * (Math.abs(xs(i)) + Math.abs(mu)) * rs;
+        g.dwMag[i]! += Math.abs(dy[r * dim + i]!) * (Math.abs(xs(i)) + Math.abs(mu)) * rs;
       }
     }
   }
   for (let i = 0; i < dim; i++) {
     g.dw[i] = accurateSum(dwTerms[i]!);
-    g.dwMag[i] += accurateSum(dwTerms[i]!.map(Math.abs));
+    g.dwMag[i]! += accurateSum(dwTerms[i]!.map(Math.abs));
     g.db[i] = accurateSum(dbTerms[i]!);
     g.dbMag[i] = accurateSum(dbTerms[i]!.map(Math.abs));
   }
@@ -533,8 +533,8 @@ describe.each(TYPES)('%s backward passes: every backend and the fallback against
           check(opName, got, k.grads);
           // The fallback's positional kernel.
           const js = { dx: new T(n), dweight: new T(dim), dbias: new T(dim) };
-          if (op === 'rms') fallback.rmsNormBackward(dy0, x0, w, k.saved ? fwdRstd : null, js.dx, js.dweight, js.dbias, dim, k.eps, offset, partial, false);
-          else fallback.layerNormBackward(dy0, x0, w, k.saved ? fwdMean : null, k.saved ? fwdRstd : null, js.dx, js.dweight, js.dbias, dim, k.eps, false);
+          if (op === 'rms') fallback.rmsNormBackward(dy0, x0, w, k.saved ? fwdRstd : null, js.dx, js.dweight, js.dbias, dim, k.eps, offset, partial, false, 0, 0);
+          else fallback.layerNormBackward(dy0, x0, w, k.saved ? fwdMean : null, k.saved ? fwdRstd : null, js.dx, js.dweight, js.dbias, dim, k.eps, false, 0, 0);
           check(`fallback ${opName}`, js, false);
           // The async twin, on fresh buffers: the same bits.
           const dyA = dy0.slice();

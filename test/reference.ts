@@ -120,7 +120,16 @@ export function rng(seed: number): () => number {
   };
 }
 
-export function randomArray<T extends FloatArray>(ctor: { new (n: number): T }, n: number, seed: number, lo = -2, hi = 2): T {
+/** n values drawn uniformly from [lo, hi) by the seeded generator, in an array of the given type. */
+export function randomArray<C extends Float32ArrayConstructor | Float64ArrayConstructor>(
+  ctor: C,
+  n: number,
+  seed: number,
+  lo?: number,
+  hi?: number,
+): InstanceType<C>;
+export function randomArray<T extends FloatArray>(ctor: { new (n: number): T }, n: number, seed: number, lo?: number, hi?: number): T;
+export function randomArray(ctor: { new (n: number): FloatArray }, n: number, seed: number, lo = -2, hi = 2): FloatArray {
   const r = rng(seed);
   const a = new ctor(n);
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * r();

@@ -30,7 +30,7 @@ constexpr size_t kGroup = 4;
 // contributions: widened to double lane by lane. The first group of a range overwrites (`first`), so the
 // caller's scratch needs no zeroing.
 template <typename T>
-inline void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m, typename Vec<T>::R sw,
+RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m, typename Vec<T>::R sw,
                             typename Vec<T>::R sb) {
   using D = Vec<double>;
   constexpr size_t N = Vec<T>::N;
@@ -52,7 +52,7 @@ inline void add_group_grads(double* dw, double* db, bool first, size_t i, size_t
 // Runs body(i, full, m) over [0, n): first a partial step of `head` columns (when head > 0), then steps of
 // the compute type's lanes, the last step partial.
 template <typename T, typename Body>
-inline void for_each_block(size_t n, size_t head, Body body) {
+RMSNORM_ALWAYS_INLINE void for_each_block(size_t n, size_t head, Body body) {
   constexpr size_t N = Vec<Compute<T>>::N;
   size_t i = head < n ? head : n;
   if (i) body(0, false, i);
@@ -305,16 +305,16 @@ struct RmsBackward {
   struct Row {
     typename V::R r, nq;  // rstd, -q
   };
-  static Row row(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
+  RMSNORM_NOINLINE static Row row(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
     double rstd, q;
     rms_backward_scalars<T, W>(a, r, &rstd, &q);
     return {V::set1(static_cast<C>(rstd)), V::set1(static_cast<C>(-q))};
   }
-  static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full, size_t m) {
+  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full, size_t m) {
     return a.weight ? V::add(load_v<C>(a.weight, i, full, m), V::set1(static_cast<C>(a.offset))) : V::set1(C(1));
   }
-  static typename V::R xhat(const Row& row, typename V::R xv) { return V::mul(xv, row.r); }
-  static typename V::R dx(const rmsnorm::BackwardArgs<T, W>& a, const Row& row, typename V::R dyv,
+  RMSNORM_ALWAYS_INLINE static typename V::R xhat(const Row& row, typename V::R xv) { return V::mul(xv, row.r); }
+  RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>& a, const Row& row, typename V::R dyv,
                           typename V::R xhat, typename V::R wv, size_t i, size_t m) {
     const size_t n = a.dim, k = a.k;
     const auto gv = V::mul(dyv, wv);
@@ -341,20 +341,20 @@ struct LnBackward {
   struct Row {
     typename V::R mh, ml, r, a, nb;  // mean (hi, lo), rstd, mean(g), -mean(g * xhat)
   };
-  static Row row(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
+  RMSNORM_NOINLINE static Row row(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
     double mean, rstd, ga, gb;
     ln_backward_scalars<T, W>(a, r, &mean, &rstd, &ga, &gb);
     const C hi = static_cast<C>(mean);
     return {V::set1(hi), V::set1(static_cast<C>(mean - static_cast<double>(hi))), V::set1(static_cast<C>(rstd)),
             V::set1(static_cast<C>(ga)), V::set1(static_cast<C>(-gb))};
   }
-  static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full, size_t m) {
+  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full, size_t m) {
     return a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1));
   }
-  static typename V::R xhat(const Row& row, typename V::R xv) {
+  RMSNORM_ALWAYS_INLINE static typename V::R xhat(const Row& row, typename V::R xv) {
     return V::mul(V::sub(V::sub(xv, row.mh), row.ml), row.r);
   }
-  static typename V::R dx(const rmsnorm::BackwardArgs<T, W>&, const Row& row, typename V::R dyv, typename V::R xhat,
+  RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>&, const Row& row, typename V::R dyv, typename V::R xhat,
                           typename V::R wv, size_t, size_t) {
     return V::mul(row.r, V::fma(xhat, row.nb, V::sub(V::mul(dyv, wv), row.a)));
   }
