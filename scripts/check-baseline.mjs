@@ -5,9 +5,10 @@
 //   - the baseline objects (binding, cpu, pool, kernels_scalar, and kernels_neon, NEON being AArch64
 //     baseline) contain no AVX/AVX-512 (VEX/EVEX), SSE3..SSE4.2, POPCNT/LZCNT/BMI/MOVBE... instruction;
 //     cpu.cc alone may use xgetbv, which it runs only after cpuid reported OSXSAVE;
-//   - the ISA objects define no global or weak symbol except their kernel table (a shared inline function
-//     or template instantiated there could otherwise be picked by the linker for baseline callers), and no
-//     static initializer (which would run at load on any CPU).
+//   - the ISA objects define no global or weak symbol except their kernel table and the entry points in their
+//     own namespace rmsnorm::<isa> (which table.cc gathers into the table: a shared inline function or template
+//     instantiated there could otherwise be picked by the linker for baseline callers), and no static
+//     initializer (which would run at load on any CPU).
 // Usage: node scripts/check-baseline.mjs <cmake-js build dir> <x64|arm64>. Exits non-zero with a list of
 // offending instructions or symbols. Needs binutils for the target (objdump, nm; aarch64-linux-gnu-* for arm64).
 import { execFileSync } from 'node:child_process';
@@ -86,12 +87,14 @@ export function checkBaseline(buildDir, arch, { tools = '' } = {}) {
     const rel = path.relative(buildDir, object);
     const wide = arch === 'x64' && (isa === 'avx2' || isa === 'avx512' || isa === 'avx512bf16');
     if (wide) {
-      // Only the kernel table may be visible to the linker, and nothing may run before it is chosen.
+      // Only the kernel table and this ISA's own namespace may be visible to the linker, and nothing may run
+      // before the table is chosen.
       const symbols = execFileSync(nm, ['--defined-only', '--extern-only', object], { encoding: 'utf8' })
         .split('\n')
         .filter(Boolean)
         .map((line) => line.trim().split(/\s+/).pop());
-      const extra = symbols.filter((s) => !/kernel_table_/.test(s));
+      const own = `_ZN7rmsnorm${isa.length}${isa}`; // rmsnorm::<isa>::
+      const extra = symbols.filter((s) => !/kernel_table_/.test(s) && !s.startsWith(own));
       if (extra.length) problems.push(`${rel}: defines symbols other than its kernel table: ${extra.join(', ')}`);
       const sections = execFileSync(objdump, ['-h', object], { encoding: 'utf8' });
       if (/\.(init_array|ctors|preinit_array)\b/.test(sections)) problems.push(`${rel}: has a static initializer`);

@@ -3,11 +3,11 @@
 // node-gyp-build that the file is Node-API (any Node.js version with N-API 8) and for glibc (a musl system
 // skips it). The "rmsnorm" tag is ignored by node-gyp-build and only names the file.
 //
-//   npm run prebuild                     linux-<host arch>
-//   npm run prebuild -- --arch arm64     linux-arm64, cross-compiled (apt-get install g++-aarch64-linux-gnu)
-//   npm run prebuild -- --all            linux-x64 and linux-arm64
-//   npm run prebuild -- --check          only check that both are there and newer than the sources
-//                                        (prepublishOnly: `npm publish` refuses to ship without them)
+//   npm run prebuilds                     linux-<host arch>
+//   npm run prebuilds -- --arch arm64     linux-arm64, cross-compiled (apt-get install g++-aarch64-linux-gnu)
+//   npm run prebuilds -- --all            linux-x64 and linux-arm64
+//   npm run prebuilds -- --check          only check that both are there and newer than the sources
+//                                         (prepublishOnly: `npm publish` refuses to ship without them)
 //
 // Each build has its own cmake-js build directory (build-prebuild/linux-<arch>; build/ stays the development
 // build), is checked by scripts/check-baseline.mjs (no instruction beyond the architecture's baseline
@@ -134,7 +134,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     if (checkOnly) {
       const problems = check(arches.length ? arches : undefined);
       if (problems.length) {
-        console.error(`prebuild: ${problems.join('; ')}. Run \`npm run prebuild -- --all\` before publishing.`);
+        console.error(`prebuild: ${problems.join('; ')}. Run \`npm run prebuilds -- --all\` before publishing.`);
         process.exit(1);
       }
       console.log('prebuild: prebuilds present and current');
