@@ -79,7 +79,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('npm pack', () => {
   it('the tarball holds the built JavaScript and types, the native sources and the stripped prebuilds, under 2 MB', () => {
     const files = packed.files.map((f) => f.path).sort();
-    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/loader.js', 'binding.d.ts', 'CMakeLists.txt', 'native/kernels.cc', `prebuilds/${tuple}/${prebuildName}`]) {
+    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/loader.js', 'binding.d.ts', 'CMakeLists.txt', 'native/kernels/forward.cc', 'native/kernels/backward.cc', 'native/kernels/numerics.h', 'native/ops.gen.h', `prebuilds/${tuple}/${prebuildName}`]) {
       expect(files).toContain(f);
     }
     // CI cross-compiles linux-arm64 too (RMSNORM_TEST_ARM64=1); then it must ship.
