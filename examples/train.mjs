@@ -9,16 +9,12 @@ const rows = 64; // tokens per step
 const steps = 40;
 const lr = 0.5;
 
+// Deterministic values in [lo, hi): the fractional part of a scaled sine, enough for an example.
 function random(n, seed, lo = -1, hi = 1) {
-  let s = seed >>> 0 || 1;
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    a[i] = lo + ((hi - lo) * s) / 4294967296;
+    const t = Math.sin((i + 1) * 12.9898 + seed * 78.233) * 43758.5453;
+    a[i] = lo + (hi - lo) * (t - Math.floor(t));
   }
   return a;
 }

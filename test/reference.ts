@@ -1,6 +1,11 @@
 // An independent float64 reference for the numerical tests, written for clarity, not speed. It scales each
 // row by its largest magnitude before squaring (unconditionally, unlike the kernels), so it stays accurate for
 // float64 rows whose squares over- or underflow.
+import { rng } from './fixtures/xorshift.cjs';
+
+/** Deterministic pseudo-random values, so a failure reproduces (test/fixtures/xorshift.cjs). */
+export { rng };
+
 export type FloatArray = Float32Array | Float64Array;
 
 export interface RefOptions {
@@ -105,19 +110,6 @@ export function maxUlpError(got: FloatArray, want: ArrayLike<number>, scale?: Ar
     worst = Math.max(worst, Math.abs(g - w) / unit);
   }
   return worst;
-}
-
-/** Deterministic pseudo-random values (xorshift), so a failure reproduces. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
 }
 
 /** n values drawn uniformly from [lo, hi) by the seeded generator, in an array of the given type. */
