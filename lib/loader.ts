@@ -161,10 +161,14 @@ function unavailable(attempts: LoadAttempt[], cause: unknown): NativeUnavailable
   return error;
 }
 
+function nodeGypBuild(): NodeGypBuild {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node-gyp-build') as NodeGypBuild;
+}
+
 function tryLoad(): { binding: NativeBinding; failed: LoadAttempt[] } {
   const explicit = process.env.RMSNORM_BINARY;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const list: Candidate[] = explicit ? [{ file: path.resolve(explicit) }] : candidates(require('node-gyp-build') as NodeGypBuild);
+  const list: Candidate[] = explicit ? [{ file: path.resolve(explicit) }] : candidates(nodeGypBuild());
   const attempts: LoadAttempt[] = [];
   const failed: LoadAttempt[] = [];
   let cause: unknown;
