@@ -4,7 +4,7 @@
 // in lib/ops.gen.ts pass them on in the kernels' order.
 import type { DataArray } from '../binding';
 import { asyncKernels, kernels, native } from './backend';
-import { OPS, type ArraySlot, type OpDescription, type Role } from './op-table';
+import { OPS, type ArraySlot, type OpDescription } from './op-table';
 import {
   callAddRmsNorm,
   callAddRmsNormAsync,
@@ -71,10 +71,7 @@ function settle<R>(start: () => [Promise<void>, R]): Promise<R> {
 
 // Overlap checks (`if (!native) checkOpOverlaps(...)` below): the native module makes them itself, with the same
 // messages, from the data pointers it reads anyway; in JavaScript each `.buffer` read costs as much as a whole
-// small call, so only the fallback pays for them.
-function checkOverlapsIfJs(op: OpDescription, arrays: Partial<Record<Role, DataArray | null>>): void {
-  if (!native) checkOpOverlaps(op, arrays);
-}
+// small call, so only the fallback pays for them (and the native path does not even build their argument).
 
 // Overload implementations take `options?: XOptions<any>`: the public overloads each carry the precise element
 // types, which TypeScript cannot relate to one implementation signature through their conditional types.
@@ -119,7 +116,7 @@ function planRmsNorm(x: DataArray, weight: DataArray | null, options: RmsNormOpt
   const partial = checkPartial(o.partial);
   const out = checkSlot(RMS.out, o.out, t, s);
   const rstd = checkSlot(RMS.rstd, o.rstd, t, s);
-  checkOverlapsIfJs(OPS.rmsNorm, { x, weight: w, bias, out, rstd });
+  if (!native) checkOpOverlaps(OPS.rmsNorm, { x, weight: w, bias, out, rstd });
   return { x, weight: w, bias, out: out ?? allocLike(kind, x.length), rstd, dim, eps, offset, partial, dtype: t.dtype, castMode: t.cast };
 }
 
@@ -171,7 +168,7 @@ function planLayerNorm(x: DataArray, weight: DataArray | null, bias: DataArray |
   const out = checkSlot(LN.out, o.out, t, s);
   const mean = checkSlot(LN.mean, o.mean, t, s);
   const rstd = checkSlot(LN.rstd, o.rstd, t, s);
-  checkOverlapsIfJs(OPS.layerNorm, { x, weight: w, bias: b, out, mean, rstd });
+  if (!native) checkOpOverlaps(OPS.layerNorm, { x, weight: w, bias: b, out, mean, rstd });
   return { x, weight: w, bias: b, out: out ?? allocLike(kind, x.length), mean, rstd, dim, eps, dtype: t.dtype, castMode: t.cast };
 }
 
@@ -226,7 +223,7 @@ function planAddRmsNorm(x: DataArray, residual: DataArray, weight: DataArray | n
   const partial = checkPartial(o.partial);
   const out = checkSlot(ADD.out, o.out, t, s);
   const rstd = checkSlot(ADD.rstd, o.rstd, t, s);
-  checkOverlapsIfJs(OPS.addRmsNorm, { x, residual: res, weight: w, bias, out, rstd });
+  if (!native) checkOpOverlaps(OPS.addRmsNorm, { x, residual: res, weight: w, bias, out, rstd });
   return {
     x,
     residual: res,
@@ -269,7 +266,7 @@ function gradOutputs(S: BackSlots, o: RmsNormBackwardOptions | LayerNormBackward
   const dweight = checkSlot(S.dweight, o.dweight, t, s);
   const dbias = checkSlot(S.dbias, o.dbias, t, s);
   const accumulate = checkBoolean('options.accumulate', o.accumulate);
-  return { given: { dx, dweight, dbias }, accumulate };
+  return { dx, dweight, dbias, accumulate };
 }
 
 function allocGrads(g: { dx: DataArray | null; dweight: DataArray | null; dbias: DataArray | null }, t: CallTypes, s: Sizes, w: DataArray | null): Gradients<DataArray> {
@@ -317,8 +314,8 @@ function planRmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | nu
   const offset = checkOffset(o.offset, w);
   const partial = checkPartial(o.partial);
   const rstd = checkSlot(RMS_BACK.rstd, o.rstd, t, s);
-  const { given, accumulate } = gradOutputs(RMS_BACK, o, t, s);
-  checkOverlapsIfJs(OPS.rmsNormBackward, { dy, x: xs, weight: w, rstd, ...given });
+  const given = gradOutputs(RMS_BACK, o, t, s);
+  if (!native) checkOpOverlaps(OPS.rmsNormBackward, { dy, x: xs, weight: w, rstd, dx: given.dx, dweight: given.dweight, dbias: given.dbias });
   const g = allocGrads(given, t, s, w);
   const c = {
     dy,
@@ -332,7 +329,7 @@ function planRmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | nu
     eps,
     offset,
     partial,
-    accumulate,
+    accumulate: given.accumulate,
     dtype: t.dtype,
     castMode: t.cast,
   };
@@ -374,8 +371,8 @@ function planLayerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | 
   const { t, xs, w, s, eps } = checkBackwardCommon(LN_BACK, dy, x, weight, o);
   const mean = checkSlot(LN_BACK.mean, o.mean, t, s);
   const rstd = checkSlot(LN_BACK.rstd, o.rstd, t, s);
-  const { given, accumulate } = gradOutputs(LN_BACK, o, t, s);
-  checkOverlapsIfJs(OPS.layerNormBackward, { dy, x: xs, weight: w, mean, rstd, ...given });
+  const given = gradOutputs(LN_BACK, o, t, s);
+  if (!native) checkOpOverlaps(OPS.layerNormBackward, { dy, x: xs, weight: w, mean, rstd, dx: given.dx, dweight: given.dweight, dbias: given.dbias });
   const g = allocGrads(given, t, s, w);
   const c = {
     dy,
@@ -388,7 +385,7 @@ function planLayerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | 
     dbias: g.dbias,
     dim: s.dim,
     eps,
-    accumulate,
+    accumulate: given.accumulate,
     dtype: t.dtype,
     castMode: t.cast,
   };
