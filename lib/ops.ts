@@ -48,7 +48,21 @@ import {
 
 /** An op's slots by role. */
 function slots<O extends OpDescription>(op: O): Record<O['arrays'][number]['role'], ArraySlot> {
-  return Object.fromEntries(op.arrays.map((s) => [s.role, s])) as Record<O['arrays'][number]['role'], ArraySlot>;
+  // Copies with every field, in one order: the checks then read objects of one shape (monomorphic for V8).
+  const entries = op.arrays.map((a): [string, ArraySlot] => [
+    a.role,
+    {
+      role: a.role,
+      name: a.name,
+      length: a.length,
+      element: a.element,
+      nullable: a.nullable,
+      output: a.output,
+      inPlace: a.inPlace,
+      allocate: a.allocate,
+    },
+  ]);
+  return Object.fromEntries(entries) as Record<O['arrays'][number]['role'], ArraySlot>;
 }
 const RMS = slots(OPS.rmsNorm);
 const LN = slots(OPS.layerNorm);
@@ -269,12 +283,9 @@ function gradOutputs(S: BackSlots, o: RmsNormBackwardOptions | LayerNormBackward
   return { dx, dweight, dbias, accumulate };
 }
 
-function allocGrads(g: { dx: DataArray | null; dweight: DataArray | null; dbias: DataArray | null }, t: CallTypes, s: Sizes, w: DataArray | null): Gradients<DataArray> {
-  return {
-    dx: g.dx ?? allocLike(t.data, s.total),
-    dweight: g.dweight ?? (w ? allocLike(t.stat, s.dim) : null),
-    dbias: g.dbias ?? allocLike(t.stat, s.dim),
-  } as Gradients<DataArray>;
+/** The result of a backward pass: its gradient arrays. */
+function gradients(c: { dx: DataArray; dweight: DataArray | null; dbias: DataArray | null }): Gradients<DataArray> {
+  return { dx: c.dx, dweight: c.dweight, dbias: c.dbias } as Gradients<DataArray>;
 }
 
 /**
@@ -289,9 +300,9 @@ export function rmsNormBackward<D extends DataArray>(
   ...options: OptionsArg<D, RmsNormBackwardOptions<D>>
 ): Gradients<D>;
 export function rmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options?: RmsNormBackwardOptions<any>): Gradients<DataArray> {
-  const { c, g } = planRmsNormBackward(dy, x, weight, options);
+  const c = planRmsNormBackward(dy, x, weight, options);
   callRmsNormBackward(kernels, c);
-  return g;
+  return gradients(c);
 }
 
 /** rmsNormBackward off the JavaScript thread. */
@@ -303,8 +314,8 @@ export function rmsNormBackwardAsync<D extends DataArray>(
 ): Promise<Gradients<D>>;
 export function rmsNormBackwardAsync(dy: DataArray, x: DataArray, weight: DataArray | null, options?: RmsNormBackwardOptions<any>): Promise<Gradients<DataArray>> {
   return settle(() => {
-    const { c, g } = planRmsNormBackward(dy, x, weight, options);
-    return [callRmsNormBackwardAsync(asyncKernels, c), g];
+    const c = planRmsNormBackward(dy, x, weight, options);
+    return [callRmsNormBackwardAsync(asyncKernels, c), gradients(c)];
   });
 }
 
@@ -316,15 +327,14 @@ function planRmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | nu
   const rstd = checkSlot(RMS_BACK.rstd, o.rstd, t, s);
   const given = gradOutputs(RMS_BACK, o, t, s);
   if (!native) checkOpOverlaps(OPS.rmsNormBackward, { dy, x: xs, weight: w, rstd, dx: given.dx, dweight: given.dweight, dbias: given.dbias });
-  const g = allocGrads(given, t, s, w);
   const c = {
     dy,
     x: xs,
     weight: w,
     rstd,
-    dx: g.dx,
-    dweight: g.dweight,
-    dbias: g.dbias,
+    dx: given.dx ?? allocLike(t.data, s.total),
+    dweight: given.dweight ?? (w ? allocLike(t.stat, s.dim) : null),
+    dbias: given.dbias ?? allocLike(t.stat, s.dim),
     dim: s.dim,
     eps,
     offset,
@@ -333,7 +343,7 @@ function planRmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | nu
     dtype: t.dtype,
     castMode: t.cast,
   };
-  return { c, g };
+  return c;
 }
 
 /**
@@ -347,9 +357,9 @@ export function layerNormBackward<D extends DataArray>(
   ...options: OptionsArg<D, LayerNormBackwardOptions<D>>
 ): Gradients<D>;
 export function layerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options?: LayerNormBackwardOptions<any>): Gradients<DataArray> {
-  const { c, g } = planLayerNormBackward(dy, x, weight, options);
+  const c = planLayerNormBackward(dy, x, weight, options);
   callLayerNormBackward(kernels, c);
-  return g;
+  return gradients(c);
 }
 
 /** layerNormBackward off the JavaScript thread. */
@@ -361,8 +371,8 @@ export function layerNormBackwardAsync<D extends DataArray>(
 ): Promise<Gradients<D>>;
 export function layerNormBackwardAsync(dy: DataArray, x: DataArray, weight: DataArray | null, options?: LayerNormBackwardOptions<any>): Promise<Gradients<DataArray>> {
   return settle(() => {
-    const { c, g } = planLayerNormBackward(dy, x, weight, options);
-    return [callLayerNormBackwardAsync(asyncKernels, c), g];
+    const c = planLayerNormBackward(dy, x, weight, options);
+    return [callLayerNormBackwardAsync(asyncKernels, c), gradients(c)];
   });
 }
 
@@ -373,21 +383,20 @@ function planLayerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | 
   const rstd = checkSlot(LN_BACK.rstd, o.rstd, t, s);
   const given = gradOutputs(LN_BACK, o, t, s);
   if (!native) checkOpOverlaps(OPS.layerNormBackward, { dy, x: xs, weight: w, mean, rstd, dx: given.dx, dweight: given.dweight, dbias: given.dbias });
-  const g = allocGrads(given, t, s, w);
   const c = {
     dy,
     x: xs,
     weight: w,
     mean,
     rstd,
-    dx: g.dx,
-    dweight: g.dweight,
-    dbias: g.dbias,
+    dx: given.dx ?? allocLike(t.data, s.total),
+    dweight: given.dweight ?? (w ? allocLike(t.stat, s.dim) : null),
+    dbias: given.dbias ?? allocLike(t.stat, s.dim),
     dim: s.dim,
     eps,
     accumulate: given.accumulate,
     dtype: t.dtype,
     castMode: t.cast,
   };
-  return { c, g };
+  return c;
 }
