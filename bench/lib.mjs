@@ -151,19 +151,72 @@ export function wasmAdder(bytes) {
   const pages = Math.ceil(bytes / 65536) + 1;
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const body = [
-    0x01, 0x01, 0x7f, // one local: i32 $i
-    0x02, 0x40, 0x03, 0x40, // block, loop
-    0x20, 0x03, 0x20, 0x02, 0x4f, 0x0d, 0x01, // br_if 1 ($i >= $n)
-    0x20, 0x00, 0x20, 0x03, 0x6a, // store address: $dst + $i
-    0x20, 0x00, 0x20, 0x03, 0x6a, 0xfd, 0x00, 0x04, 0x00, // v128.load ($dst + $i)
-    0x20, 0x01, 0x20, 0x03, 0x6a, 0xfd, 0x00, 0x04, 0x00, // v128.load ($src + $i)
-    0xfd, 0xe4, 0x01, // f32x4.add
-    0xfd, 0x0b, 0x04, 0x00, // v128.store
-    0x20, 0x03, 0x41, 0x10, 0x6a, 0x21, 0x03, // $i += 16
-    0x0c, 0x00, 0x0b, 0x0b, 0x0b, // br 0; end loop; end block; end function
+    0x01,
+    0x01,
+    0x7f, // one local: i32 $i
+    0x02,
+    0x40,
+    0x03,
+    0x40, // block, loop
+    0x20,
+    0x03,
+    0x20,
+    0x02,
+    0x4f,
+    0x0d,
+    0x01, // br_if 1 ($i >= $n)
+    0x20,
+    0x00,
+    0x20,
+    0x03,
+    0x6a, // store address: $dst + $i
+    0x20,
+    0x00,
+    0x20,
+    0x03,
+    0x6a,
+    0xfd,
+    0x00,
+    0x04,
+    0x00, // v128.load ($dst + $i)
+    0x20,
+    0x01,
+    0x20,
+    0x03,
+    0x6a,
+    0xfd,
+    0x00,
+    0x04,
+    0x00, // v128.load ($src + $i)
+    0xfd,
+    0xe4,
+    0x01, // f32x4.add
+    0xfd,
+    0x0b,
+    0x04,
+    0x00, // v128.store
+    0x20,
+    0x03,
+    0x41,
+    0x10,
+    0x6a,
+    0x21,
+    0x03, // $i += 16
+    0x0c,
+    0x00,
+    0x0b,
+    0x0b,
+    0x0b, // br 0; end loop; end block; end function
   ];
   const wasm = new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00, // magic, version 1
     ...section(1, [0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00]), // type: (i32 i32 i32) -> ()
     ...section(2, [0x01, ...name('env'), ...name('mem'), 0x02, 0x01, ...leb(pages), ...leb(pages)]), // import memory
     ...section(3, [0x01, 0x00]), // one function of type 0
@@ -221,7 +274,9 @@ export function lineChartSvg({ title, subtitle, xLabel, yLabel, series, hlines =
   const px = (x) => m.left + (x1 === x0 ? w / 2 : ((Math.log2(x) - x0) / (x1 - x0)) * w);
   const py = (y) => m.top + h - (y / yMax) * h;
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`);
   if (subtitle) out.push(`<text x="${width / 2}" y="44" text-anchor="middle" fill="#555">${esc(subtitle)}</text>`);
@@ -230,7 +285,9 @@ export function lineChartSvg({ title, subtitle, xLabel, yLabel, series, hlines =
   for (let i = 0; i <= 5; i++) {
     const y = py(i * yStep);
     out.push(`<line x1="${m.left}" y1="${y.toFixed(1)}" x2="${m.left + w}" y2="${y.toFixed(1)}" stroke="#e3e3e3"/>`);
-    out.push(`<text x="${m.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end">${+(i * yStep).toPrecision(3)}</text>`);
+    out.push(
+      `<text x="${m.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end">${+(i * yStep).toPrecision(3)}</text>`,
+    );
   }
   // x ticks at the measured x values.
   for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
@@ -243,21 +300,32 @@ export function lineChartSvg({ title, subtitle, xLabel, yLabel, series, hlines =
   out.push(`<text transform="translate(18 ${m.top + h / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
   for (const l of hlines) {
     const y = py(l.y).toFixed(1);
-    out.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + w}" y2="${y}" stroke="${l.color}" stroke-width="1.5" stroke-dasharray="${l.dash ?? '6 4'}"/>`);
+    out.push(
+      `<line x1="${m.left}" y1="${y}" x2="${m.left + w}" y2="${y}" stroke="${l.color}" stroke-width="1.5" stroke-dasharray="${l.dash ?? '6 4'}"/>`,
+    );
   }
   for (const s of series) {
     const pts = s.points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
-    out.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(
+      `<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     for (const [x, y] of s.points) {
-      out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="4" fill="${s.color}"><title>${esc(`${s.label}: ${x} rows, ${y.toFixed(1)} GB/s`)}</title></circle>`);
+      out.push(
+        `<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="4" fill="${s.color}"><title>${esc(`${s.label}: ${x} rows, ${y.toFixed(1)} GB/s`)}</title></circle>`,
+      );
     }
   }
   // Legend under the plot, two entries per line.
-  const entries = [...series.map((s) => ({ ...s, line: true })), ...hlines.map((l) => ({ ...l, dash: l.dash ?? '6 4' }))];
+  const entries = [
+    ...series.map((s) => ({ ...s, line: true })),
+    ...hlines.map((l) => ({ ...l, dash: l.dash ?? '6 4' })),
+  ];
   entries.forEach((e, i) => {
     const x = m.left + (i % 2) * (w / 2);
     const y = m.top + h + 64 + Math.floor(i / 2) * 20;
-    out.push(`<line x1="${x}" y1="${y - 4}" x2="${x + 28}" y2="${y - 4}" stroke="${e.color}" stroke-width="2.5"${e.dash ? ` stroke-dasharray="${e.dash}"` : ''}/>`);
+    out.push(
+      `<line x1="${x}" y1="${y - 4}" x2="${x + 28}" y2="${y - 4}" stroke="${e.color}" stroke-width="2.5"${e.dash ? ` stroke-dasharray="${e.dash}"` : ''}/>`,
+    );
     out.push(`<text x="${x + 36}" y="${y}">${esc(e.label)}</text>`);
   });
   out.push('</svg>');

@@ -68,7 +68,11 @@ function makeData(api, dtypeName, rows, dim) {
     half ? api.toBFloat16(fill(new Float32Array(len), s, mean, spread)) : fill(new A(len), s, mean, spread);
   const Stat = half ? Float32Array : A;
   const d = {
-    rows, dim, n, code, half,
+    rows,
+    dim,
+    n,
+    code,
+    half,
     x: make(n, seed),
     w: make(dim, 7, 1, 0.2),
     b: make(dim, 8, 0, 0.1),
@@ -126,13 +130,15 @@ function ops(api, fallback, d) {
     rmsNormBackward: {
       sync: () => api.rmsNormBackward(d.dy, d.x, d.w, d.opts.rmsNormBackward),
       async: () => api.rmsNormBackwardAsync(d.dy, d.x, d.w, d.opts.rmsNormBackward),
-      fallback: () => fallback.rmsNormBackward(d.dy, d.x, d.w, d.rstd, d.dx, d.dw, d.db, dim, EPS, 0, 1, false, d.code, 0),
+      fallback: () =>
+        fallback.rmsNormBackward(d.dy, d.x, d.w, d.rstd, d.dx, d.dw, d.db, dim, EPS, 0, 1, false, d.code, 0),
       elements: 3 * n + 3 * dim, // dy, x read, dx written; weight read, dweight and dbias written
     },
     layerNormBackward: {
       sync: () => api.layerNormBackward(d.dy, d.x, d.w, d.opts.layerNormBackward),
       async: () => api.layerNormBackwardAsync(d.dy, d.x, d.w, d.opts.layerNormBackward),
-      fallback: () => fallback.layerNormBackward(d.dy, d.x, d.w, d.lnMean, d.lnRstd, d.dx, d.dw, d.db, dim, EPS, false, d.code, 0),
+      fallback: () =>
+        fallback.layerNormBackward(d.dy, d.x, d.w, d.lnMean, d.lnRstd, d.dx, d.dw, d.db, dim, EPS, false, d.code, 0),
       elements: 3 * n + 3 * dim,
     },
   };
@@ -219,8 +225,16 @@ async function figuresChild(quick, threadsAll) {
     const d = f32(1);
     const c = ops(api, fallback, d).rmsNorm;
     const t = await measureTogether({ native: { fn: c.sync, setup: all }, fallback: { fn: c.fallback } }, budget);
-    figures.push(figure('1', '1×4096 float32 rmsNorm, sync, out given: fallback time / native time',
-      q(t, 'fallback', 'native'), '>=', 30, `native ${formatTime(t.native.median)}, fallback ${formatTime(t.fallback.median)}`));
+    figures.push(
+      figure(
+        '1',
+        '1×4096 float32 rmsNorm, sync, out given: fallback time / native time',
+        q(t, 'fallback', 'native'),
+        '>=',
+        30,
+        `native ${formatTime(t.native.median)}, fallback ${formatTime(t.fallback.median)}`,
+      ),
+    );
   }
 
   // 2048 x 4096: the memory-bound figures.
@@ -269,24 +283,96 @@ async function figuresChild(quick, threadsAll) {
     const t = await measureTogether(tasks, budget);
     const m = (k) => t[k].median;
     const T = (k) => formatTime(m(k));
-    figures.push(figure('2', '2048×4096 float32 rmsNorm, 1 thread: fallback time / native time',
-      q(t, 'fallback', 'sync1'), '>=', 5, `native ${T('sync1')}, fallback ${T('fallback')}`));
-    figures.push(figure('3a', `2048×4096 float32 rmsNorm, ${nThreads}: native time / copy time`,
-      q(t, 'syncN', 'copy'), '<=', 1.1, `native ${T('syncN')} (${gbps(4 * (2 * n + dim), m('syncN')).toFixed(1)} GB/s), out.set(x) ${T('copy')} (${gbps(8 * n, m('copy')).toFixed(1)} GB/s)`));
-    figures.push(figure('4', `2048×4096 float32 rmsNormBackward, ${nThreads}, rstd passed: native time / copy time`,
-      q(t, 'bwdN', 'copy'), '<=', 1.8, `backward ${T('bwdN')}, out.set(x) ${T('copy')}`));
-    figures.push(figure('7a', `2048×4096 float32, ${nThreads}: (JS loop res[i] += x[i], then rmsNorm) / addRmsNorm`,
-      q(t, 'jsAddN', 'addN'), '>=', 1.2, `separate ${T('jsAddN')}, addRmsNorm ${T('addN')}`));
-    figures.push(figure('7b', `2048×4096 float32, ${nThreads}: (WebAssembly SIMD add, then rmsNorm) / addRmsNorm`,
-      q(t, 'wasmAddN', 'addN'), '>=', 1.2, `separate ${T('wasmAddN')}, addRmsNorm ${T('addN')}`));
-    figures.push(figure('7c', '2048×4096 float32, 1 thread: (JS loop add, then rmsNorm) / addRmsNorm',
-      q(t, 'jsAdd1', 'add1'), '>=', 1.2, `separate ${T('jsAdd1')}, addRmsNorm ${T('add1')}`));
-    figures.push(figure('7d', '2048×4096 float32, 1 thread: (WebAssembly SIMD add, then rmsNorm) / addRmsNorm',
-      q(t, 'wasmAdd1', 'add1'), '>=', 1.2, `separate ${T('wasmAdd1')}, addRmsNorm ${T('add1')}`));
-    figures.push(figure('8a', `2048×4096 rmsNorm, ${nThreads}: bfloat16 time / float32 time`,
-      q(t, 'bf16N', 'syncN'), '<=', 0.6, `bfloat16 ${T('bf16N')}, float32 ${T('syncN')}`));
-    figures.push(figure('8b', '2048×4096 rmsNorm, 1 thread: bfloat16 time / float32 time',
-      q(t, 'bf161', 'sync1'), '<=', 0.6, `bfloat16 ${T('bf161')}, float32 ${T('sync1')}`));
+    figures.push(
+      figure(
+        '2',
+        '2048×4096 float32 rmsNorm, 1 thread: fallback time / native time',
+        q(t, 'fallback', 'sync1'),
+        '>=',
+        5,
+        `native ${T('sync1')}, fallback ${T('fallback')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '3a',
+        `2048×4096 float32 rmsNorm, ${nThreads}: native time / copy time`,
+        q(t, 'syncN', 'copy'),
+        '<=',
+        1.1,
+        `native ${T('syncN')} (${gbps(4 * (2 * n + dim), m('syncN')).toFixed(1)} GB/s), out.set(x) ${T('copy')} (${gbps(8 * n, m('copy')).toFixed(1)} GB/s)`,
+      ),
+    );
+    figures.push(
+      figure(
+        '4',
+        `2048×4096 float32 rmsNormBackward, ${nThreads}, rstd passed: native time / copy time`,
+        q(t, 'bwdN', 'copy'),
+        '<=',
+        1.8,
+        `backward ${T('bwdN')}, out.set(x) ${T('copy')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '7a',
+        `2048×4096 float32, ${nThreads}: (JS loop res[i] += x[i], then rmsNorm) / addRmsNorm`,
+        q(t, 'jsAddN', 'addN'),
+        '>=',
+        1.2,
+        `separate ${T('jsAddN')}, addRmsNorm ${T('addN')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '7b',
+        `2048×4096 float32, ${nThreads}: (WebAssembly SIMD add, then rmsNorm) / addRmsNorm`,
+        q(t, 'wasmAddN', 'addN'),
+        '>=',
+        1.2,
+        `separate ${T('wasmAddN')}, addRmsNorm ${T('addN')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '7c',
+        '2048×4096 float32, 1 thread: (JS loop add, then rmsNorm) / addRmsNorm',
+        q(t, 'jsAdd1', 'add1'),
+        '>=',
+        1.2,
+        `separate ${T('jsAdd1')}, addRmsNorm ${T('add1')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '7d',
+        '2048×4096 float32, 1 thread: (WebAssembly SIMD add, then rmsNorm) / addRmsNorm',
+        q(t, 'wasmAdd1', 'add1'),
+        '>=',
+        1.2,
+        `separate ${T('wasmAdd1')}, addRmsNorm ${T('add1')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '8a',
+        `2048×4096 rmsNorm, ${nThreads}: bfloat16 time / float32 time`,
+        q(t, 'bf16N', 'syncN'),
+        '<=',
+        0.6,
+        `bfloat16 ${T('bf16N')}, float32 ${T('syncN')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '8b',
+        '2048×4096 rmsNorm, 1 thread: bfloat16 time / float32 time',
+        q(t, 'bf161', 'sync1'),
+        '<=',
+        0.6,
+        `bfloat16 ${T('bf161')}, float32 ${T('sync1')}`,
+      ),
+    );
   }
   gc();
 
@@ -299,27 +385,62 @@ async function figuresChild(quick, threadsAll) {
     const c = ops(api, fallback, d).rmsNorm;
     const o2 = { ...d.opts.rmsNorm, out: new Float32Array(d.n) };
     const two = () => Promise.all([c.async(), api.rmsNormAsync(d.x, d.w, o2)]);
-    const t = await measureTogether({
-      syncN: { fn: c.sync, setup: all },
-      asyncN: { fn: c.async, async: true, setup: all },
-      async2N: { fn: two, async: true, setup: all },
-      sync1: { fn: c.sync, setup: one },
-      async1: { fn: c.async, async: true, setup: one },
-      async21: { fn: two, async: true, setup: one },
-    }, budget);
+    const t = await measureTogether(
+      {
+        syncN: { fn: c.sync, setup: all },
+        asyncN: { fn: c.async, async: true, setup: all },
+        async2N: { fn: two, async: true, setup: all },
+        sync1: { fn: c.sync, setup: one },
+        async1: { fn: c.async, async: true, setup: one },
+        async21: { fn: two, async: true, setup: one },
+      },
+      budget,
+    );
     const m = (k) => t[k].median;
     const T = (k) => formatTime(m(k));
     // Two calls per sample: the time per call is half the sample.
     const perCall = (a, b) => q(t, a, b).map((v) => 2 * v);
     const [one1, oneN, two1, twoN] = rows === 512 ? ['5c', '5a', '5g', '5e'] : ['5d', '5b', '5h', '5f'];
-    figures.push(figure(oneN, `${rows}×4096 float32 rmsNorm, ${nThreads}: async throughput / sync throughput, one in flight`,
-      q(t, 'syncN', 'asyncN'), '>=', 0.9, `sync ${T('syncN')}, async ${T('asyncN')} per call`));
-    figures.push(figure(one1, `${rows}×4096 float32 rmsNorm, 1 thread: async throughput / sync throughput, one in flight`,
-      q(t, 'sync1', 'async1'), '>=', 0.9, `sync ${T('sync1')}, async ${T('async1')} per call`));
-    figures.push(figure(twoN, `${rows}×4096 float32 rmsNorm, ${nThreads}: async throughput / sync throughput, two in flight`,
-      perCall('syncN', 'async2N'), '>=', 0.9, `sync ${T('syncN')}, async ${formatTime(m('async2N') / 2)} per call`));
-    figures.push(figure(two1, `${rows}×4096 float32 rmsNorm, 1 thread: async throughput / sync throughput, two in flight`,
-      perCall('sync1', 'async21'), '>=', 0.9, `sync ${T('sync1')}, async ${formatTime(m('async21') / 2)} per call`));
+    figures.push(
+      figure(
+        oneN,
+        `${rows}×4096 float32 rmsNorm, ${nThreads}: async throughput / sync throughput, one in flight`,
+        q(t, 'syncN', 'asyncN'),
+        '>=',
+        0.9,
+        `sync ${T('syncN')}, async ${T('asyncN')} per call`,
+      ),
+    );
+    figures.push(
+      figure(
+        one1,
+        `${rows}×4096 float32 rmsNorm, 1 thread: async throughput / sync throughput, one in flight`,
+        q(t, 'sync1', 'async1'),
+        '>=',
+        0.9,
+        `sync ${T('sync1')}, async ${T('async1')} per call`,
+      ),
+    );
+    figures.push(
+      figure(
+        twoN,
+        `${rows}×4096 float32 rmsNorm, ${nThreads}: async throughput / sync throughput, two in flight`,
+        perCall('syncN', 'async2N'),
+        '>=',
+        0.9,
+        `sync ${T('syncN')}, async ${formatTime(m('async2N') / 2)} per call`,
+      ),
+    );
+    figures.push(
+      figure(
+        two1,
+        `${rows}×4096 float32 rmsNorm, 1 thread: async throughput / sync throughput, two in flight`,
+        perCall('sync1', 'async21'),
+        '>=',
+        0.9,
+        `sync ${T('sync1')}, async ${formatTime(m('async21') / 2)} per call`,
+      ),
+    );
     gc();
   }
 
@@ -333,26 +454,61 @@ async function figuresChild(quick, threadsAll) {
     const lb = { dim, eps: EPS, dx: d.dx, dweight: d.dw, dbias: d.db };
     const rbs = d.opts.rmsNormBackward;
     const lbs = d.opts.layerNormBackward;
-    const t = await measureTogether({
-      rms: { fn: () => api.rmsNorm(d.x, d.w, plain), setup: one },
-      ln: { fn: () => api.layerNorm(d.x, d.w, d.b, plain), setup: one },
-      rmsStats: { fn: () => api.rmsNorm(d.x, d.w, wo), setup: one },
-      lnStats: { fn: () => api.layerNorm(d.x, d.w, d.b, lo), setup: one },
-      rmsBwdSaved: { fn: () => api.rmsNormBackward(d.dy, d.x, d.w, rbs), setup: one },
-      lnBwdSaved: { fn: () => api.layerNormBackward(d.dy, d.x, d.w, lbs), setup: one },
-      rmsBwd: { fn: () => api.rmsNormBackward(d.dy, d.x, d.w, rb), setup: one },
-      lnBwd: { fn: () => api.layerNormBackward(d.dy, d.x, d.w, lb), setup: one },
-    }, budget);
+    const t = await measureTogether(
+      {
+        rms: { fn: () => api.rmsNorm(d.x, d.w, plain), setup: one },
+        ln: { fn: () => api.layerNorm(d.x, d.w, d.b, plain), setup: one },
+        rmsStats: { fn: () => api.rmsNorm(d.x, d.w, wo), setup: one },
+        lnStats: { fn: () => api.layerNorm(d.x, d.w, d.b, lo), setup: one },
+        rmsBwdSaved: { fn: () => api.rmsNormBackward(d.dy, d.x, d.w, rbs), setup: one },
+        lnBwdSaved: { fn: () => api.layerNormBackward(d.dy, d.x, d.w, lbs), setup: one },
+        rmsBwd: { fn: () => api.rmsNormBackward(d.dy, d.x, d.w, rb), setup: one },
+        lnBwd: { fn: () => api.layerNormBackward(d.dy, d.x, d.w, lb), setup: one },
+      },
+      budget,
+    );
     const m = (k) => t[k].median;
     const T = (k) => formatTime(m(k));
-    figures.push(figure('6a', '64×4096 float32, 1 thread, forward, default call: layerNorm time / rmsNorm time',
-      q(t, 'ln', 'rms'), '>=', 1.3, `rmsNorm ${T('rms')}, layerNorm ${T('ln')} (with bias)`));
-    figures.push(figure('6b', '64×4096 float32, 1 thread, forward, statistics written (rstd / mean+rstd): layerNorm / rmsNorm',
-      q(t, 'lnStats', 'rmsStats'), '>=', 1.3, `rmsNorm ${T('rmsStats')}, layerNorm ${T('lnStats')}`));
-    figures.push(figure('6c', '64×4096 float32, 1 thread, backward, saved statistics passed: layerNormBackward / rmsNormBackward',
-      q(t, 'lnBwdSaved', 'rmsBwdSaved'), '>=', 1.2, `rmsNormBackward ${T('rmsBwdSaved')}, layerNormBackward ${T('lnBwdSaved')}`));
-    figures.push(figure('6d', '64×4096 float32, 1 thread, backward, statistics recomputed (default): layerNormBackward / rmsNormBackward',
-      q(t, 'lnBwd', 'rmsBwd'), '>=', 1.2, `rmsNormBackward ${T('rmsBwd')}, layerNormBackward ${T('lnBwd')}`));
+    figures.push(
+      figure(
+        '6a',
+        '64×4096 float32, 1 thread, forward, default call: layerNorm time / rmsNorm time',
+        q(t, 'ln', 'rms'),
+        '>=',
+        1.3,
+        `rmsNorm ${T('rms')}, layerNorm ${T('ln')} (with bias)`,
+      ),
+    );
+    figures.push(
+      figure(
+        '6b',
+        '64×4096 float32, 1 thread, forward, statistics written (rstd / mean+rstd): layerNorm / rmsNorm',
+        q(t, 'lnStats', 'rmsStats'),
+        '>=',
+        1.3,
+        `rmsNorm ${T('rmsStats')}, layerNorm ${T('lnStats')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '6c',
+        '64×4096 float32, 1 thread, backward, saved statistics passed: layerNormBackward / rmsNormBackward',
+        q(t, 'lnBwdSaved', 'rmsBwdSaved'),
+        '>=',
+        1.2,
+        `rmsNormBackward ${T('rmsBwdSaved')}, layerNormBackward ${T('lnBwdSaved')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '6d',
+        '64×4096 float32, 1 thread, backward, statistics recomputed (default): layerNormBackward / rmsNormBackward',
+        q(t, 'lnBwd', 'rmsBwd'),
+        '>=',
+        1.2,
+        `rmsNormBackward ${T('rmsBwd')}, layerNormBackward ${T('lnBwd')}`,
+      ),
+    );
   }
   gc();
 
@@ -362,22 +518,64 @@ async function figuresChild(quick, threadsAll) {
     const c = ops(api, fallback, d).rmsNorm;
     const t = await measureTogether({ syncN: { fn: c.sync, setup: all }, copy: { fn: () => d.out.set(d.x) } }, budget);
     const n = d.n;
-    figures.push(figure('3b', `8192×4096 float32 rmsNorm, ${nThreads}: native time / copy time`,
-      q(t, 'syncN', 'copy'), '<=', 1.1,
-      `native ${formatTime(t.syncN.median)} (${gbps(4 * (2 * n + dim), t.syncN.median).toFixed(1)} GB/s), out.set(x) ${formatTime(t.copy.median)} (${gbps(8 * n, t.copy.median).toFixed(1)} GB/s)`));
+    figures.push(
+      figure(
+        '3b',
+        `8192×4096 float32 rmsNorm, ${nThreads}: native time / copy time`,
+        q(t, 'syncN', 'copy'),
+        '<=',
+        1.1,
+        `native ${formatTime(t.syncN.median)} (${gbps(4 * (2 * n + dim), t.syncN.median).toFixed(1)} GB/s), out.set(x) ${formatTime(t.copy.median)} (${gbps(8 * n, t.copy.median).toFixed(1)} GB/s)`,
+      ),
+    );
 
-    for (const [id, threads] of [['9a', N], ['9b', 1]]) {
+    for (const [id, threads] of [
+      ['9a', N],
+      ['9b', 1],
+    ]) {
       const e = await eventLoopDelay(api, c.async, threads, 20);
-      figures.push(figure(id,
-        `event loop during 20 back-to-back 8192×4096 float32 rmsNormAsync calls, ${threads} thread${threads === 1 ? '' : 's'}: worst delay (ms)`,
-        e.max, '<', 2,
-        `max ${e.max.toFixed(2)} ms, p99 ${e.p99.toFixed(2)} ms, mean ${e.mean.toFixed(2)} ms over ${e.count} ticks, ${formatTime(e.perCall)} per call; idle loop for as long: max ${e.idle.max.toFixed(2)} ms, p99 ${e.idle.p99.toFixed(2)} ms`,
-        { eventLoop: e }));
+      figures.push(
+        figure(
+          id,
+          `event loop during 20 back-to-back 8192×4096 float32 rmsNormAsync calls, ${threads} thread${threads === 1 ? '' : 's'}: worst delay (ms)`,
+          e.max,
+          '<',
+          2,
+          `max ${e.max.toFixed(2)} ms, p99 ${e.p99.toFixed(2)} ms, mean ${e.mean.toFixed(2)} ms over ${e.count} ticks, ${formatTime(e.perCall)} per call; idle loop for as long: max ${e.idle.max.toFixed(2)} ms, p99 ${e.idle.p99.toFixed(2)} ms`,
+          { eventLoop: e },
+        ),
+      );
     }
   }
   gc();
 
-  const order = ['1', '2', '3a', '3b', '4', '5a', '5b', '5c', '5d', '5e', '5f', '5g', '5h', '6a', '6b', '6c', '6d', '7a', '7b', '7c', '7d', '8a', '8b', '9a', '9b'];
+  const order = [
+    '1',
+    '2',
+    '3a',
+    '3b',
+    '4',
+    '5a',
+    '5b',
+    '5c',
+    '5d',
+    '5e',
+    '5f',
+    '5g',
+    '5h',
+    '6a',
+    '6b',
+    '6c',
+    '6d',
+    '7a',
+    '7b',
+    '7c',
+    '7d',
+    '8a',
+    '8b',
+    '9a',
+    '9b',
+  ];
   figures.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   return { isa: info.isa, native: info.native, threads: N, version: info.version, budget, figures };
 }
@@ -401,7 +599,12 @@ async function eventLoopDelay(api, fn, threads, calls) {
   idle.enable();
   await sleep(elapsed);
   idle.disable();
-  const ms = (hist) => ({ max: hist.max / 1e6, p99: hist.percentile(99) / 1e6, mean: hist.mean / 1e6, count: hist.count });
+  const ms = (hist) => ({
+    max: hist.max / 1e6,
+    p99: hist.percentile(99) / 1e6,
+    mean: hist.mean / 1e6,
+    count: hist.count,
+  });
   return { ...ms(h), idle: ms(idle), perCall: elapsed / calls, calls, threads };
 }
 
@@ -437,7 +640,12 @@ async function peersChild(quick, threadsAll) {
       let diff = 0; // agreement with rmsnorm, as a check that both compute the same thing
       for (let i = 0; i < d.n; i++) diff = Math.max(diff, Math.abs(ortOut[i] - d.out[i]));
       results.push({
-        rows, dim, op, ortOp: peer.opType, ortVersion: peer.version, maxAbsDiff: diff,
+        rows,
+        dim,
+        op,
+        ortOp: peer.opType,
+        ortVersion: peer.version,
+        maxAbsDiff: diff,
         times: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.median])),
       });
       await peer.release();
@@ -468,20 +676,45 @@ const ratio = (a, b) => (a == null || b == null ? '—' : `${(a / b).toFixed(a /
 
 function printTables(report) {
   const m = report.meta;
-  console.log(`rmsnorm ${m.version}, node ${m.node}, ${m.cpu} (${m.cores} cores, availableParallelism ${m.availableParallelism}), ${m.date}`);
-  console.log(`load average at start ${m.loadavg.map((v) => v.toFixed(2)).join(' ')}; ${m.quick ? 'quick run' : 'full run'}`);
-  console.log(`eps ${EPS.toExponential()}, weight given (and bias for layerNorm), every output preallocated, backward passes given`);
-  console.log('the forward statistics; median time per call. sync: the call; async: the ...Async twin awaited, one call in');
-  console.log(`flight; 1t / ${m.threadsAll}t: setThreads(1) / setThreads(${m.threadsAll}). fallback: the pure-TypeScript kernel, one thread,`);
-  console.log(`not run above ${FALLBACK_MAX / 4096}x4096. copy: out.set(x) on the same x. GB/s: bytes the op must move / sync ${m.threadsAll}t time.\n`);
+  console.log(
+    `rmsnorm ${m.version}, node ${m.node}, ${m.cpu} (${m.cores} cores, availableParallelism ${m.availableParallelism}), ${m.date}`,
+  );
+  console.log(
+    `load average at start ${m.loadavg.map((v) => v.toFixed(2)).join(' ')}; ${m.quick ? 'quick run' : 'full run'}`,
+  );
+  console.log(
+    `eps ${EPS.toExponential()}, weight given (and bias for layerNorm), every output preallocated, backward passes given`,
+  );
+  console.log(
+    'the forward statistics; median time per call. sync: the call; async: the ...Async twin awaited, one call in',
+  );
+  console.log(
+    `flight; 1t / ${m.threadsAll}t: setThreads(1) / setThreads(${m.threadsAll}). fallback: the pure-TypeScript kernel, one thread,`,
+  );
+  console.log(
+    `not run above ${FALLBACK_MAX / 4096}x4096. copy: out.set(x) on the same x. GB/s: bytes the op must move / sync ${m.threadsAll}t time.\n`,
+  );
   for (const { isa, threads, results } of report.isas) {
     const N = threads[threads.length - 1];
     for (const dtype of Object.keys(DTYPES)) {
       const rs = results.filter((r) => r.dtype === dtype);
       if (!rs.length) continue;
       console.log(`### ${isa}, ${dtype}\n`);
-      const header = ['shape', 'op', 'sync 1t', `sync ${N}t`, 'async 1t', `async ${N}t`, 'GB/s', 'fallback',
-        'fb/1t', `fb/${N}t`, 'copy', '1t/copy', `${N}t/copy`];
+      const header = [
+        'shape',
+        'op',
+        'sync 1t',
+        `sync ${N}t`,
+        'async 1t',
+        `async ${N}t`,
+        'GB/s',
+        'fallback',
+        'fb/1t',
+        `fb/${N}t`,
+        'copy',
+        '1t/copy',
+        `${N}t/copy`,
+      ];
       const rows = rs.map((r) => [
         `${r.rows}x${r.dim}`,
         r.op,
@@ -505,9 +738,12 @@ function printTables(report) {
 
 function printPeers(o) {
   if (!o.installed) return console.log(`Peers: ${o.note}\n`);
-  if (o.error && !o.results.length) return console.log(`Peers: onnxruntime-node (${o.path}) could not run: ${o.error}\n`);
+  if (o.error && !o.results.length)
+    return console.log(`Peers: onnxruntime-node (${o.path}) could not run: ${o.error}\n`);
   console.log(`### Peer: onnxruntime-node ${o.results[0]?.ortVersion ?? ''} (${o.path}), kernel ${o.isa}, float32\n`);
-  console.log('onnxruntime: `await session.run(feeds, fetches)` with the output tensor preallocated; intraOpNumThreads 1 / N.');
+  console.log(
+    'onnxruntime: `await session.run(feeds, fetches)` with the output tensor preallocated; intraOpNumThreads 1 / N.',
+  );
   console.log('ort/async: onnxruntime time over rmsnorm async time on the same threads (both are awaited promises).\n');
   const rows = o.results.flatMap((r) =>
     o.threads.map((t) => [
@@ -522,7 +758,23 @@ function printPeers(o) {
       r.maxAbsDiff.toExponential(1),
     ]),
   );
-  console.log(table(['shape', 'op', 'threads', 'rmsnorm sync', 'rmsnorm async', 'onnxruntime', 'ort/async', 'ort/sync', 'max abs diff'], rows, 2));
+  console.log(
+    table(
+      [
+        'shape',
+        'op',
+        'threads',
+        'rmsnorm sync',
+        'rmsnorm async',
+        'onnxruntime',
+        'ort/async',
+        'ort/sync',
+        'max abs diff',
+      ],
+      rows,
+      2,
+    ),
+  );
   if (o.error) console.log(`\n(stopped early: ${o.error})`);
   console.log();
 }
@@ -534,9 +786,15 @@ function printFigures(report) {
   const f = report.figures;
   const passed = f.figures.filter((x) => x.pass).length;
   console.log(`## Figures\n`);
-  console.log(`kernel: ${f.isa}${f.native ? '' : ' (fallback!)'} (the default, best ISA of this CPU); "N threads" = setThreads(${f.threads});`);
-  console.log(`measured in one child process, the tasks of a figure taking turns over ${f.budget.rounds} rounds. "measured" is the`);
-  console.log('ratio of median times and decides PASS/FAIL; "of minima" is the same ratio of the fastest samples, less');
+  console.log(
+    `kernel: ${f.isa}${f.native ? '' : ' (fallback!)'} (the default, best ISA of this CPU); "N threads" = setThreads(${f.threads});`,
+  );
+  console.log(
+    `measured in one child process, the tasks of a figure taking turns over ${f.budget.rounds} rounds. "measured" is the`,
+  );
+  console.log(
+    'ratio of median times and decides PASS/FAIL; "of minima" is the same ratio of the fastest samples, less',
+  );
   console.log('sensitive to other load on the machine (it is not the figure).\n');
   const rows = f.figures.map((x) => [
     x.id,
@@ -549,8 +807,12 @@ function printFigures(report) {
   ]);
   console.log(table(['#', 'figure', 'measured', 'of minima', 'target', 'result', 'details'], rows, 2));
   const m = report.meta;
-  console.log(`\n${passed} of ${f.figures.length} figures met their targets. Run time ${m.elapsedS.toFixed(0)} s; load average at start`);
-  console.log(`${m.loadavg.map((v) => v.toFixed(2)).join(' ')}, at the end ${m.loadavgEnd.map((v) => v.toFixed(2)).join(' ')} on ${m.availableParallelism} CPUs${busy(m) ? ': the machine was busy with other work, so these times are unreliable' : ''}.`);
+  console.log(
+    `\n${passed} of ${f.figures.length} figures met their targets. Run time ${m.elapsedS.toFixed(0)} s; load average at start`,
+  );
+  console.log(
+    `${m.loadavg.map((v) => v.toFixed(2)).join(' ')}, at the end ${m.loadavgEnd.map((v) => v.toFixed(2)).join(' ')} on ${m.availableParallelism} CPUs${busy(m) ? ': the machine was busy with other work, so these times are unreliable' : ''}.`,
+  );
 }
 
 function parent({ json, quick, threadsAll }) {
@@ -575,14 +837,18 @@ function parent({ json, quick, threadsAll }) {
     else delete env.RMSNORM_ISA;
     return env;
   };
-  const log = (s) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${s}\n`);
+  const log = (s) =>
+    process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${s}\n`);
   const dtypes = quick ? ['float32'] : Object.keys(DTYPES);
   for (const isa of candidateIsas()) {
     const results = [];
     let threads;
     for (const dtype of dtypes) {
       log(`measuring ${isa} ${dtype}...`);
-      const r = runChild(['sweep', dtype, '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(isa));
+      const r = runChild(
+        ['sweep', dtype, '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])],
+        childEnv(isa),
+      );
       if (r.isa !== isa) {
         log(`  skipped: this CPU runs ${r.isa} when ${isa} is asked for`);
         break;
@@ -595,13 +861,22 @@ function parent({ json, quick, threadsAll }) {
   }
   if (report.isas.length === 0) throw new Error('no native ISA could be measured');
   log('measuring the figures on the default ISA...');
-  report.figures = runChild(['figures', '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(null));
+  report.figures = runChild(
+    ['figures', '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])],
+    childEnv(null),
+  );
   report.figures.passed = report.figures.figures.filter((f) => f.pass).length;
   report.figures.total = report.figures.figures.length;
   const ortPath = findOnnxRuntime();
   if (ortPath) {
     log(`measuring onnxruntime-node (${ortPath})...`);
-    report.peers = { onnxruntime: { installed: true, path: ortPath, ...runChild(['peers', '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(null)) } };
+    report.peers = {
+      onnxruntime: {
+        installed: true,
+        path: ortPath,
+        ...runChild(['peers', '--threads', String(threadsAll), ...(quick ? ['--quick'] : [])], childEnv(null)),
+      },
+    };
   } else {
     report.peers = { onnxruntime: { installed: false, note: 'onnxruntime-node not installed: skipped' } };
   }
@@ -620,13 +895,16 @@ const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
 const threadsAt = argv.indexOf('--threads');
 const threadsAll = threadsAt < 0 ? os.availableParallelism() : Number(argv[threadsAt + 1]);
-if (!Number.isInteger(threadsAll) || threadsAll < 1 || threadsAll > 1024) throw new Error('--threads takes an integer from 1 to 1024');
+if (!Number.isInteger(threadsAll) || threadsAll < 1 || threadsAll > 1024)
+  throw new Error('--threads takes an integer from 1 to 1024');
 if (argv[0] === '--child') {
   const kind = argv[1];
   const result =
-    kind === 'figures' ? await figuresChild(flag('--quick'), threadsAll)
-    : kind === 'peers' ? await peersChild(flag('--quick'), threadsAll)
-    : await sweepChild(argv[2], flag('--quick'), threadsAll);
+    kind === 'figures'
+      ? await figuresChild(flag('--quick'), threadsAll)
+      : kind === 'peers'
+        ? await peersChild(flag('--quick'), threadsAll)
+        : await sweepChild(argv[2], flag('--quick'), threadsAll);
   process.stdout.write(JSON.stringify(result));
 } else {
   parent({ json: flag('--json'), quick: flag('--quick'), threadsAll });

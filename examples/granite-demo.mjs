@@ -66,10 +66,14 @@ async function progressBar(total) {
 }
 
 const info = backend();
-console.log(`rmsnorm ${info.version}, kernels: ${info.isa}, node ${process.version}, CPU: ${os.cpus()[0]?.model ?? '?'} (${threadsAll} threads)`);
+console.log(
+  `rmsnorm ${info.version}, kernels: ${info.isa}, node ${process.version}, CPU: ${os.cpus()[0]?.model ?? '?'} (${threadsAll} threads)`,
+);
 if (!info.native) console.log(`native addon not loaded (${info.loadError?.message ?? 'RMSNORM_BACKEND=js'})`);
 console.log(`float32, eps ${EPS.toExponential()}, weight given, out preallocated; median time per call`);
-console.log(`native: setThreads(${threadsAll}) and setThreads(1); fallback: the pure-TypeScript kernel (one thread); copy: out.set(x)\n`);
+console.log(
+  `native: setThreads(${threadsAll}) and setThreads(1); fallback: the pure-TypeScript kernel (one thread); copy: out.set(x)\n`,
+);
 
 // Tasks per shape: native on all threads and on one, fallback (up to 2048 rows), copy.
 const plan = MODELS.flatMap(({ name, dim, rows }) => rows.map((r) => ({ name, dim, rows: r })));
@@ -125,8 +129,27 @@ const rowsOut = results.map((r) => [
   `${(r.native / r.copy).toFixed(2)}x`,
   r.diff.toExponential(1),
 ]);
-console.log(table(['model', 'shape', `native ${threadsAll}t`, 'native 1t', 'fallback', 'GB/s', 'fallback/1t', 'copy', 'native/copy', 'max rel diff'], rowsOut, 2));
-console.log(`\nkernel: ${info.isa}; GB/s: x read + out written + weight read, over the native ${threadsAll}-thread time`);
+console.log(
+  table(
+    [
+      'model',
+      'shape',
+      `native ${threadsAll}t`,
+      'native 1t',
+      'fallback',
+      'GB/s',
+      'fallback/1t',
+      'copy',
+      'native/copy',
+      'max rel diff',
+    ],
+    rowsOut,
+    2,
+  ),
+);
+console.log(
+  `\nkernel: ${info.isa}; GB/s: x read + out written + weight read, over the native ${threadsAll}-thread time`,
+);
 
 // The chart: dim 4096, GB/s against rows.
 const chart = results.filter((r) => r.dim === CHART_DIM);
@@ -138,9 +161,20 @@ const svg = lineChartSvg({
   xLabel: 'rows (tokens), log scale',
   yLabel: 'GB/s (x read + out written + weight read)',
   series: [
-    { label: `native, setThreads(${threadsAll})`, color: '#1f77b4', points: chart.map((r) => [r.rows, gbps(r.bytes, r.native)]) },
+    {
+      label: `native, setThreads(${threadsAll})`,
+      color: '#1f77b4',
+      points: chart.map((r) => [r.rows, gbps(r.bytes, r.native)]),
+    },
     ...(threadsAll > 1
-      ? [{ label: 'native, setThreads(1)', color: '#2ca02c', dash: '8 3', points: chart.map((r) => [r.rows, gbps(r.bytes, r.native1)]) }]
+      ? [
+          {
+            label: 'native, setThreads(1)',
+            color: '#2ca02c',
+            dash: '8 3',
+            points: chart.map((r) => [r.rows, gbps(r.bytes, r.native1)]),
+          },
+        ]
       : []),
     {
       label: 'pure-TypeScript fallback',
@@ -148,7 +182,13 @@ const svg = lineChartSvg({
       points: chart.filter((r) => r.fallback !== null).map((r) => [r.rows, gbps(r.bytes, r.fallback)]),
     },
   ],
-  hlines: [{ label: `copy, out.set(x) at ${biggest.rows}x${CHART_DIM}: ${copyGbps.toFixed(1)} GB/s`, color: '#7f7f7f', y: copyGbps }],
+  hlines: [
+    {
+      label: `copy, out.set(x) at ${biggest.rows}x${CHART_DIM}: ${copyGbps.toFixed(1)} GB/s`,
+      color: '#7f7f7f',
+      y: copyGbps,
+    },
+  ],
 });
 mkdirSync(path.dirname(SVG_PATH), { recursive: true });
 writeFileSync(SVG_PATH, svg);

@@ -1,7 +1,7 @@
 // libFuzzer target for the native argument checks (native/args.h, the rules binding.cc applies to every call
 // that reaches the addon). Each input is decoded into one call as binding.cc would read it: an op, an argument
-// count, and for each argument what it was (a Float32Array, Float64Array or Uint16Array with a length and an address inside
-// one of a few simulated ArrayBuffers, so views overlap in every way; another typed array; null or undefined;
+// count, and for each argument what it was (a Float32Array, Float64Array or Uint16Array with a length and an address
+// inside one of a few simulated ArrayBuffers, so views overlap in every way; another typed array; null or undefined;
 // anything else; a detached zero-length view) and for the scalars a number taken bit for bit from the input,
 // a boolean, or a value of another type; dtype and castMode are mostly valid, sometimes anything.
 //
@@ -61,9 +61,29 @@ constexpr uintptr_t kBufferBase = uintptr_t(1) << 40;
 constexpr uintptr_t kBufferStride = uintptr_t(1) << 36;
 
 double decode_number(FuzzedDataProvider& in) {
-  static const double kInteresting[] = {0.0,  -0.0, 1.0,  -1.0,  0.5,   1e-5, 2.0,       3.0,          4.0,
-                                        8.0,  16.0, 1e-9, 1e300, -1e-5, 2.5,  4294967295.0, 4294967296.0, 1.0000000000000002,
-                                        NAN,  INFINITY, -INFINITY, 5e-324, 1.7976931348623157e308};
+  static const double kInteresting[] = {0.0,
+                                        -0.0,
+                                        1.0,
+                                        -1.0,
+                                        0.5,
+                                        1e-5,
+                                        2.0,
+                                        3.0,
+                                        4.0,
+                                        8.0,
+                                        16.0,
+                                        1e-9,
+                                        1e300,
+                                        -1e-5,
+                                        2.5,
+                                        4294967295.0,
+                                        4294967296.0,
+                                        1.0000000000000002,
+                                        NAN,
+                                        INFINITY,
+                                        -INFINITY,
+                                        5e-324,
+                                        1.7976931348623157e308};
   const uint8_t how = in.ConsumeIntegral<uint8_t>();
   if (how < 96) return kInteresting[how % (sizeof kInteresting / sizeof kInteresting[0])];
   if (how < 192) return static_cast<double>(in.ConsumeIntegralInRange<int>(-4, 40));  // small integers
@@ -143,7 +163,9 @@ const char* expected_code(const args::OpSpec& op, const args::RawArgs& raw) {
   if (total % d != 0) return "ERR_OUT_OF_RANGE";
   for (size_t i = 1; i < n; ++i) {
     if (raw.arrays[i].kind != args::RawArray::kTyped) continue;
-    const uint64_t want = op.slots[i].len == args::Len::kTotal ? total : op.slots[i].len == args::Len::kDim ? d : total / d;
+    const uint64_t want = op.slots[i].len == args::Len::kTotal ? total
+                          : op.slots[i].len == args::Len::kDim ? d
+                                                               : total / d;
     if (raw.arrays[i].length != want) return "ERR_OUT_OF_RANGE";
   }
   // Overlaps: an output may share memory with no other array, except its in-place slot when exactly equal.
@@ -189,20 +211,26 @@ void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args
       if (raw.arrays[i].kind != args::RawArray::kNullish) fail("a given array was dropped");
       continue;
     }
-    const Type want_type = is_data(op.slots[i]) ? p.data : is_stat(op.slots[i]) ? (half ? Type::kF32 : p.data) : p.param;
+    const Type want_type = is_data(op.slots[i])   ? p.data
+                           : is_stat(op.slots[i]) ? (half ? Type::kF32 : p.data)
+                                                  : p.param;
     if (a.type != want_type) fail("element type");
-    const size_t want = op.slots[i].len == args::Len::kTotal ? p[op.slots[0].role].length : op.slots[i].len == args::Len::kDim ? p.dim : p.rows;
+    const size_t want = op.slots[i].len == args::Len::kTotal ? p[op.slots[0].role].length
+                        : op.slots[i].len == args::Len::kDim ? p.dim
+                                                             : p.rows;
     if (a.length != want) fail("length");
     if (a.data != raw.arrays[i].data) fail("data pointer");
     if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !a.present) fail("offset without weight");
   }
   for (size_t i = 0; i < n; ++i) {
-    if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !p[op.slots[i].role].present) fail("offset without weight");
+    if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !p[op.slots[i].role].present)
+      fail("offset without weight");
   }
   for (size_t o = 0; o < n; ++o) {
     if (!op.slots[o].output || !p[op.slots[o].role].present) continue;
     for (size_t i = 0; i < n; ++i) {
-      if (i == o || !p[op.slots[i].role].present || p[op.slots[o].role].length == 0 || p[op.slots[i].role].length == 0) continue;
+      if (i == o || !p[op.slots[i].role].present || p[op.slots[o].role].length == 0 || p[op.slots[i].role].length == 0)
+        continue;
       const uintptr_t o0 = reinterpret_cast<uintptr_t>(p[op.slots[o].role].data), o1 = o0 + p[op.slots[o].role].bytes();
       const uintptr_t i0 = reinterpret_cast<uintptr_t>(p[op.slots[i].role].data), i1 = i0 + p[op.slots[i].role].bytes();
       const bool disjoint = o1 <= i0 || i1 <= o0;
@@ -223,7 +251,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t n = op.slots.size();
   args::RawArgs raw;
   std::memset(&raw, 0xA5, sizeof raw);  // fields binding.cc leaves unset hold garbage there too
-  raw.argc = in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? in.ConsumeIntegralInRange<size_t>(0, 17) : args::arity(op);
+  raw.argc =
+      in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? in.ConsumeIntegralInRange<size_t>(0, 17) : args::arity(op);
   // A shape most calls stick to, so that length rules pass often enough to reach the overlap rules.
   const size_t dim = in.ConsumeIntegralInRange<size_t>(1, 9), rows = in.ConsumeIntegralInRange<size_t>(0, 5);
   // The call's data type, and for half data its parameter type.
@@ -250,14 +279,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const args::Len len = op.slots[i].len;
       size_t length = len == args::Len::kTotal ? rows * dim : len == args::Len::kDim ? dim : rows;
       const uint8_t off = in.ConsumeIntegral<uint8_t>();
-      if (off < 24) length = in.ConsumeIntegralInRange<size_t>(0, 64);        // any length
-      else if (off < 28) length = in.ConsumeIntegral<uint64_t>() >> 14;     // up to 2^50
+      if (off < 24)
+        length = in.ConsumeIntegralInRange<size_t>(0, 64);  // any length
+      else if (off < 28)
+        length = in.ConsumeIntegral<uint64_t>() >> 14;  // up to 2^50
       a.length = length;
       a.detached = a.length == 0 && in.ConsumeBool();
       // Placement: one of four buffers, at an element offset that makes views overlap, touch, or coincide.
       const uintptr_t buffer = kBufferBase + kBufferStride * in.ConsumeIntegralInRange<unsigned>(0, 3);
       const size_t element = in.ConsumeIntegralInRange<size_t>(0, 80);
-      const unsigned misalign = in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? in.ConsumeIntegralInRange<unsigned>(1, 3) : 0;
+      const unsigned misalign =
+          in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? in.ConsumeIntegralInRange<unsigned>(1, 3) : 0;
       a.data = reinterpret_cast<void*>(buffer + element * width(a.type) + misalign);
     }
   }
@@ -292,7 +324,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (!want) die("refused a valid call", op, std::string(e.code) + ": " + e.message);
-  if (std::strcmp(want, e.code) != 0) die("refused with another code", op, std::string("expected ") + want + ", got " + e.code + ": " + e.message);
+  if (std::strcmp(want, e.code) != 0)
+    die("refused with another code", op, std::string("expected ") + want + ", got " + e.code + ": " + e.message);
   if (e.range != (std::strcmp(e.code, "ERR_OUT_OF_RANGE") == 0)) die("error class", op, e.message);
   const bool names_op = e.message.rfind(op.name, 0) == 0;
   if (!names_op && e.message.rfind("The \"", 0) != 0) die("message names no argument", op, e.message);

@@ -9,8 +9,8 @@
 // For each kernel table it checks:
 // - forward ops (rmsNorm, addRmsNorm, layerNorm): every output, rstd and mean against a long double reference
 //   (64-bit significand: no float64 square over- or underflows it), within 4 ulp (float32, the README) or
-//   1e-13 relative (float64, the contract) of the scale its rounding is relative to, NaN where the reference is NaN and the same infinity where it is
-//   infinite; addRmsNorm's residual bit for bit;
+//   1e-13 relative (float64, the contract) of the scale its rounding is relative to, NaN where the reference is NaN and
+//   the same infinity where it is infinite; addRmsNorm's residual bit for bit;
 // - backward ops: dx, dweight and dbias against the analytic gradients in long double, element by element,
 //   relative to the sum of the magnitudes of their terms;
 // - every op: running the rows in two pieces gives the same bits as running them at once (the thread pool
@@ -117,9 +117,11 @@ struct Call {
 void print_context(size_t row) {
   const Call* c = context.call;
   if (!c) return;
-  std::fprintf(stderr, "  op %d %s rows %zu dim %zu k %zu eps %.17g offset %.17g partial %.17g weight %d bias %d rstd %d mean %d in_place %d split %zu\n",
-               c->op, context.f64 ? "float64" : "float32", c->rows, c->dim, c->k, c->eps, c->offset, c->partial, c->weight,
-               c->bias, c->rstd, c->mean, c->in_place, c->split);
+  std::fprintf(stderr,
+               "  op %d %s rows %zu dim %zu k %zu eps %.17g offset %.17g partial %.17g weight %d bias %d rstd %d mean "
+               "%d in_place %d split %zu\n",
+               c->op, context.f64 ? "float64" : "float32", c->rows, c->dim, c->k, c->eps, c->offset, c->partial,
+               c->weight, c->bias, c->rstd, c->mean, c->in_place, c->split);
   if (!context.data || row >= c->rows) return;
   std::fprintf(stderr, "  row %zu:", row);
   for (size_t i = 0; i < c->dim && i < 64; ++i) {
@@ -250,8 +252,10 @@ void check_forward(const Call& c, const rmsnorm::KernelTable& table, const rmsno
   const T* y = c.in_place ? o.x.get() : o.y.get();
   const T* y2 = c.in_place ? run[1].x.get() : run[1].y.get();
   if (!same_bits(y, y2, n)) die("rows split in two pieces give other bits", table.isa, 0, 0, 0, 0, 0);
-  if (c.rstd && !same_bits(o.rstd.get(), run[1].rstd.get(), c.rows)) die("split rstd differs", table.isa, 0, 0, 0, 0, 0);
-  if (add && !same_bits(o.residual.get(), run[1].residual.get(), n)) die("split residual differs", table.isa, 0, 0, 0, 0, 0);
+  if (c.rstd && !same_bits(o.rstd.get(), run[1].rstd.get(), c.rows))
+    die("split rstd differs", table.isa, 0, 0, 0, 0, 0);
+  if (add && !same_bits(o.residual.get(), run[1].residual.get(), n))
+    die("split residual differs", table.isa, 0, 0, 0, 0, 0);
   if ((w && !same_bits(w.get(), w0.get(), c.dim)) || (b && !same_bits(b.get(), b0.get(), c.dim))) {
     die("weight or bias was written", table.isa, 0, 0, 0, 0, 0);
   }
@@ -306,8 +310,11 @@ void check_forward(const Call& c, const rmsnorm::KernelTable& table, const rmsno
       for (size_t i = 0; i < c.dim; ++i) abs_mean += fabsl(row[i]);
       abs_mean /= static_cast<LD>(c.dim);
     }
-    if (c.rstd && (row_finite || !ln)) expect_close("rstd", table.isa, r, 0, o.rstd[r], rstd, B * Limits<T>::ulp_of(rstd));
-    if (o.mean && row_finite) expect_close("mean", table.isa, r, 0, o.mean[r], mean, B * Limits<T>::ulp_of(fabsl(mean) + abs_mean + 1.0L / rstd));
+    if (c.rstd && (row_finite || !ln))
+      expect_close("rstd", table.isa, r, 0, o.rstd[r], rstd, B * Limits<T>::ulp_of(rstd));
+    if (o.mean && row_finite)
+      expect_close("mean", table.isa, r, 0, o.mean[r], mean,
+                   B * Limits<T>::ulp_of(fabsl(mean) + abs_mean + 1.0L / rstd));
     for (size_t i = 0; i < c.dim; ++i) {
       const LD xi = row[i];
       const LD wi = w ? offset + static_cast<LD>(w[i]) : 1.0L;
@@ -326,9 +333,14 @@ void check_forward(const Call& c, const rmsnorm::KernelTable& table, const rmsno
       if (std::isfinite(normed) && (fabsl(wi) > max || fabsl(normed * wi) > max)) continue;
       // Tolerance: B units in the last place of the magnitude the rounding errors are relative to, plus what
       // a product that underflowed to T's subnormals can lose, scaled by the weight after it.
-      const LD scale = (fabsl(xi) + fabsl(mean) + abs_mean) * rstd * (w ? fabsl(offset) + fabsl(static_cast<LD>(w[i])) : 1.0L) + fabsl(bi);
+      const LD scale =
+          (fabsl(xi) + fabsl(mean) + abs_mean) * rstd * (w ? fabsl(offset) + fabsl(static_cast<LD>(w[i])) : 1.0L) +
+          fabsl(bi);
       const LD tol = B * Limits<T>::ulp_of(scale) + 2 * Limits<T>::sub() * (fabsl(wi) + 1);
-      expect_close(ln ? "layerNorm y" : add ? "addRmsNorm y" : "rmsNorm y", table.isa, r, i, y[r * c.dim + i], want, tol);
+      expect_close(ln    ? "layerNorm y"
+                   : add ? "addRmsNorm y"
+                         : "rmsNorm y",
+                   table.isa, r, i, y[r * c.dim + i], want, tol);
     }
   }
 }
@@ -421,7 +433,8 @@ void check_backward(const Call& c, const rmsnorm::KernelTable& table, const rmsn
     }
   }
   if (c.rows == 0) return;
-  if (!same_bits(dx[0].get(), dx[1].get(), n)) die("backward rows split in two pieces give another dx", table.isa, 0, 0, 0, 0, 0);
+  if (!same_bits(dx[0].get(), dx[1].get(), n))
+    die("backward rows split in two pieces give another dx", table.isa, 0, 0, 0, 0, 0);
   if (!same_bits(x.get(), x0.get(), n) || (!c.in_place && !same_bits(dy.get(), dy0.get(), n))) {
     die("backward wrote an input", table.isa, 0, 0, 0, 0, 0);
   }
@@ -472,7 +485,8 @@ void check_backward(const Call& c, const rmsnorm::KernelTable& table, const rmsn
         expect_close("layerNormBackward dx", table.isa, r, i, dx[0][r * c.dim + i], want,
                      tol * mag + Limits<T>::ulp_of(want) * 2);
         ref_dw[i] += static_cast<LD>(dyr[i]) * xhat;
-        mag_dw[i] += fabsl(static_cast<LD>(dyr[i]) * xhat) * (1 + (fabsl(static_cast<LD>(xr[i])) + fabsl(mean[r])) * rs);
+        mag_dw[i] +=
+            fabsl(static_cast<LD>(dyr[i]) * xhat) * (1 + (fabsl(static_cast<LD>(xr[i])) + fabsl(mean[r])) * rs);
         ref_db[i] += dyr[i];
         mag_db[i] += fabsl(static_cast<LD>(dyr[i]));
       }
@@ -484,7 +498,8 @@ void check_backward(const Call& c, const rmsnorm::KernelTable& table, const rmsn
         expect_close<double>("dweight", table.isa, 0, i, dw[r][i], ref_dw[i], tol * mag_dw[i] + 1e-300L);
       }
     }
-    for (int r = 0; r < 2; ++r) expect_close<double>("dbias", table.isa, 0, i, db[r][i], ref_db[i], tol * mag_db[i] + 1e-300L);
+    for (int r = 0; r < 2; ++r)
+      expect_close<double>("dbias", table.isa, 0, i, db[r][i], ref_db[i], tol * mag_db[i] + 1e-300L);
   }
 }
 
@@ -563,8 +578,10 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
     const H* y0 = c.in_place ? xs[0].get() : y[0].get();
     const H* y1 = c.in_place ? xs[1].get() : y[1].get();
     if (!same_bits(y0, y1, n)) die("half: rows split in two pieces give other bits", name, 0, 0, 0, 0, 0);
-    if (c.rstd && !same_bits(rstd[0].get(), rstd[1].get(), c.rows)) die("half: split rstd differs", name, 0, 0, 0, 0, 0);
-    if (mean[0] && !same_bits(mean[0].get(), mean[1].get(), c.rows)) die("half: split mean differs", name, 0, 0, 0, 0, 0);
+    if (c.rstd && !same_bits(rstd[0].get(), rstd[1].get(), c.rows))
+      die("half: split rstd differs", name, 0, 0, 0, 0, 0);
+    if (mean[0] && !same_bits(mean[0].get(), mean[1].get(), c.rows))
+      die("half: split mean differs", name, 0, 0, 0, 0, 0);
     if (add && !same_bits(res[0].get(), res[1].get(), n)) die("half: split residual differs", name, 0, 0, 0, 0, 0);
     if (!c.in_place && !same_bits(xs[0].get(), x0.get(), n)) die("half: x was written", name, 0, 0, 0, 0, 0);
     if ((w && !same_bits(w.get(), w0.get(), c.dim)) || (b && !same_bits(b.get(), b0.get(), c.dim))) {
@@ -636,7 +653,8 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
     }
   }
   if (c.rows == 0) return;
-  if (!same_bits(dx[0].get(), dx[1].get(), n)) die("half backward: rows split in two pieces give another dx", name, 0, 0, 0, 0, 0);
+  if (!same_bits(dx[0].get(), dx[1].get(), n))
+    die("half backward: rows split in two pieces give another dx", name, 0, 0, 0, 0, 0);
   if (!same_bits(x.get(), x0.get(), n) || (!c.in_place && !same_bits(other.get(), other0.get(), n))) {
     die("half backward wrote an input", name, 0, 0, 0, 0, 0);
   }
@@ -649,8 +667,9 @@ void run_all(const Call& c, const uint8_t* data, size_t size, size_t header) {
   for (int t = 0; t < count; ++t) {
     // Every table decodes the same values from the same bytes.
     FuzzedDataProvider in(data + header, size - header);
-    const rmsnorm::OpTable<T, T>& ops = sizeof(T) == 4 ? reinterpret_cast<const rmsnorm::OpTable<T, T>&>(tables[t]->f32)
-                                                    : reinterpret_cast<const rmsnorm::OpTable<T, T>&>(tables[t]->f64);
+    const rmsnorm::OpTable<T, T>& ops = sizeof(T) == 4
+                                            ? reinterpret_cast<const rmsnorm::OpTable<T, T>&>(tables[t]->f32)
+                                            : reinterpret_cast<const rmsnorm::OpTable<T, T>&>(tables[t]->f64);
     if (c.op <= 2) {
       check_forward<T>(c, *tables[t], ops, in);
     } else {

@@ -17,7 +17,11 @@ function convert<R extends Float32Array | Uint16Array>(direction: Direction, src
   if (kindOf(src) !== srcKind) throw invalidType('src', `a ${toHalf ? 'Float32Array' : 'Uint16Array'}`, src);
   const s = checkKind('src', src, srcKind, false)!;
   const o = checkArray('out', out, dstKind, s.length, 'src.length', true);
-  if (o && !native) checkOverlaps([{ name: 'src', a: s, output: false }, { name: 'out', a: o, output: true }]);
+  if (o && !native)
+    checkOverlaps([
+      { name: 'src', a: s, output: false },
+      { name: 'out', a: o, output: true },
+    ]);
   const dst = o ?? allocLike(dstKind, s.length);
   converter.convert(direction, s as Float32Array | Uint16Array, dst as Float32Array | Uint16Array);
   return dst as R;

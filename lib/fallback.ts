@@ -229,7 +229,17 @@ function storeGrad(target: Arr, sums: Float64Array, accumulate: boolean): void {
 
 /** The float32/float64 kernels (positional arguments as in binding.d.ts, without dtype and castMode). */
 const floatKernels = {
-  rmsNorm(x: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number) {
+  rmsNorm(
+    x: FloatArray,
+    weight: Arr,
+    bias: Arr,
+    out: FloatArray,
+    rstd: Arr,
+    dim: number,
+    eps: number,
+    offset: number,
+    partial: number,
+  ) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
@@ -253,7 +263,18 @@ const floatKernels = {
     }
   },
 
-  addRmsNorm(x: FloatArray, residual: FloatArray, weight: Arr, bias: Arr, out: FloatArray, rstd: Arr, dim: number, eps: number, offset: number, partial: number) {
+  addRmsNorm(
+    x: FloatArray,
+    residual: FloatArray,
+    weight: Arr,
+    bias: Arr,
+    out: FloatArray,
+    rstd: Arr,
+    dim: number,
+    eps: number,
+    offset: number,
+    partial: number,
+  ) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
@@ -266,7 +287,20 @@ const floatKernels = {
     }
   },
 
-  rmsNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, offset: number, partial: number, accumulate: boolean) {
+  rmsNormBackward(
+    dy: FloatArray,
+    x: FloatArray,
+    weight: Arr,
+    rstd: Arr,
+    dx: FloatArray,
+    dweight: Arr,
+    dbias: Arr,
+    dim: number,
+    eps: number,
+    offset: number,
+    partial: number,
+    accumulate: boolean,
+  ) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const dw = new Float64Array(dweight ? dim : 0);
@@ -298,7 +332,19 @@ const floatKernels = {
     storeGrad(dbias, db, accumulate);
   },
 
-  layerNormBackward(dy: FloatArray, x: FloatArray, weight: Arr, mean: Arr, rstd: Arr, dx: FloatArray, dweight: Arr, dbias: Arr, dim: number, eps: number, accumulate: boolean) {
+  layerNormBackward(
+    dy: FloatArray,
+    x: FloatArray,
+    weight: Arr,
+    mean: Arr,
+    rstd: Arr,
+    dx: FloatArray,
+    dweight: Arr,
+    dbias: Arr,
+    dim: number,
+    eps: number,
+    accumulate: boolean,
+  ) {
     const rows = x.length / dim;
     const dw = new Float64Array(dweight ? dim : 0);
     const db = new Float64Array(dbias ? dim : 0);
@@ -441,7 +487,18 @@ function llamaRow(
 
 export const fallback: Kernels = {
   rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
-    if (!dtype) return floatKernels.rmsNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
+    if (!dtype)
+      return floatKernels.rmsNorm(
+        x as FloatArray,
+        weight as Arr,
+        bias as Arr,
+        out as FloatArray,
+        rstd as Arr,
+        dim,
+        eps,
+        offset,
+        partial,
+      );
     const codec = codecs[dtype]!;
     const xf = decode(x, codec)!;
     const w = decode(weight, codec);
@@ -463,7 +520,17 @@ export const fallback: Kernels = {
   },
 
   layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode) {
-    if (!dtype) return floatKernels.layerNorm(x as FloatArray, weight as Arr, bias as Arr, out as FloatArray, mean as Arr, rstd as Arr, dim, eps);
+    if (!dtype)
+      return floatKernels.layerNorm(
+        x as FloatArray,
+        weight as Arr,
+        bias as Arr,
+        out as FloatArray,
+        mean as Arr,
+        rstd as Arr,
+        dim,
+        eps,
+      );
     const codec = codecs[dtype]!;
     const xf = decode(x, codec)!;
     const w = decode(weight, codec);
@@ -483,7 +550,18 @@ export const fallback: Kernels = {
 
   addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
     if (!dtype) {
-      return floatKernels.addRmsNorm(x as FloatArray, residual as FloatArray, weight as Arr, bias as Arr, out as FloatArray, rstd as Arr, dim, eps, offset, partial);
+      return floatKernels.addRmsNorm(
+        x as FloatArray,
+        residual as FloatArray,
+        weight as Arr,
+        bias as Arr,
+        out as FloatArray,
+        rstd as Arr,
+        dim,
+        eps,
+        offset,
+        partial,
+      );
     }
     const codec = codecs[dtype]!;
     // residual += x in float32, rounded to the storage type; then rmsNorm of the stored values.
@@ -495,21 +573,71 @@ export const fallback: Kernels = {
 
   rmsNormBackward(dy, x, weight, rstd, dx, dweight, dbias, dim, eps, offset, partial, accumulate, dtype) {
     if (!dtype) {
-      return floatKernels.rmsNormBackward(dy as FloatArray, x as FloatArray, weight as Arr, rstd as Arr, dx as FloatArray, dweight as Arr, dbias as Arr, dim, eps, offset, partial, accumulate);
+      return floatKernels.rmsNormBackward(
+        dy as FloatArray,
+        x as FloatArray,
+        weight as Arr,
+        rstd as Arr,
+        dx as FloatArray,
+        dweight as Arr,
+        dbias as Arr,
+        dim,
+        eps,
+        offset,
+        partial,
+        accumulate,
+      );
     }
     const codec = codecs[dtype]!;
     const dxf = new Float32Array(dx.length);
-    floatKernels.rmsNormBackward(decode(dy, codec)!, decode(x, codec)!, decode(weight, codec), rstd as Arr, dxf, dweight as Arr, dbias as Arr, dim, eps, offset, partial, accumulate);
+    floatKernels.rmsNormBackward(
+      decode(dy, codec)!,
+      decode(x, codec)!,
+      decode(weight, codec),
+      rstd as Arr,
+      dxf,
+      dweight as Arr,
+      dbias as Arr,
+      dim,
+      eps,
+      offset,
+      partial,
+      accumulate,
+    );
     encodeInto(dxf, dx, codec);
   },
 
   layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate, dtype) {
     if (!dtype) {
-      return floatKernels.layerNormBackward(dy as FloatArray, x as FloatArray, weight as Arr, mean as Arr, rstd as Arr, dx as FloatArray, dweight as Arr, dbias as Arr, dim, eps, accumulate);
+      return floatKernels.layerNormBackward(
+        dy as FloatArray,
+        x as FloatArray,
+        weight as Arr,
+        mean as Arr,
+        rstd as Arr,
+        dx as FloatArray,
+        dweight as Arr,
+        dbias as Arr,
+        dim,
+        eps,
+        accumulate,
+      );
     }
     const codec = codecs[dtype]!;
     const dxf = new Float32Array(dx.length);
-    floatKernels.layerNormBackward(decode(dy, codec)!, decode(x, codec)!, decode(weight, codec), mean as Arr, rstd as Arr, dxf, dweight as Arr, dbias as Arr, dim, eps, accumulate);
+    floatKernels.layerNormBackward(
+      decode(dy, codec)!,
+      decode(x, codec)!,
+      decode(weight, codec),
+      mean as Arr,
+      rstd as Arr,
+      dxf,
+      dweight as Arr,
+      dbias as Arr,
+      dim,
+      eps,
+      accumulate,
+    );
     encodeInto(dxf, dx, codec);
   },
 };

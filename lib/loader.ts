@@ -64,7 +64,11 @@ interface NodeGypBuild {
 // As node-gyp-build decides them.
 const platform = process.env.npm_config_platform || os.platform();
 const arch = process.env.npm_config_arch || os.arch();
-const runtime = process.versions.electron ? 'electron' : (process.versions as { nw?: string }).nw ? 'node-webkit' : 'node';
+const runtime = process.versions.electron
+  ? 'electron'
+  : (process.versions as { nw?: string }).nw
+    ? 'node-webkit'
+    : 'node';
 
 function libc(): string {
   if (platform !== 'linux') return '';
@@ -99,7 +103,14 @@ function candidates(ngb: NodeGypBuild): Candidate[] {
 
   const prebuilds = path.join(packageRoot, 'prebuilds');
   const wanted = path.join(prebuilds, `${platform}-${arch}`, '*.node');
-  if (!ngb.parseTuple || !ngb.matchTuple || !ngb.compareTuples || !ngb.parseTags || !ngb.matchTags || !ngb.compareTags) {
+  if (
+    !ngb.parseTuple ||
+    !ngb.matchTuple ||
+    !ngb.compareTuples ||
+    !ngb.parseTags ||
+    !ngb.matchTags ||
+    !ngb.compareTags
+  ) {
     try {
       const chosen = ngb.resolve(packageRoot);
       if (!out.some((c) => c.file === chosen)) out.push({ file: chosen });
@@ -111,7 +122,10 @@ function candidates(ngb: NodeGypBuild): Candidate[] {
   const dirs = readdir(prebuilds);
   const tuple = dirs.map(ngb.parseTuple).filter(ngb.matchTuple(platform, arch)).sort(ngb.compareTuples)[0];
   if (!tuple) {
-    out.push({ file: wanted, missing: `no such directory (prebuilt binaries here are for: ${dirs.join(', ') || 'nothing'})` });
+    out.push({
+      file: wanted,
+      missing: `no such directory (prebuilt binaries here are for: ${dirs.join(', ') || 'nothing'})`,
+    });
     return out;
   }
   const dir = path.join(prebuilds, tuple.name);
@@ -121,7 +135,11 @@ function candidates(ngb: NodeGypBuild): Candidate[] {
     .filter(ngb.matchTags(runtime, process.versions.modules))
     .sort(ngb.compareTags(runtime))[0];
   const needs = `${runtime} ABI ${process.versions.modules} or napi${platform === 'linux' ? `, ${libc().split(' ')[0]}` : ''}`;
-  out.push(winner ? { file: path.join(dir, winner.file) } : { file: path.join(dir, '*.node'), missing: `none for ${needs} among: ${present.join(', ') || 'no files'}` });
+  out.push(
+    winner
+      ? { file: path.join(dir, winner.file) }
+      : { file: path.join(dir, '*.node'), missing: `none for ${needs} among: ${present.join(', ') || 'no files'}` },
+  );
   return out;
 }
 
@@ -182,7 +200,10 @@ function tryLoad(): { binding: NativeBinding; failed: LoadAttempt[] } {
       return { binding: require(c.file) as NativeBinding, failed };
     } catch (error) {
       cause = error;
-      const message = String((error as Error).message).trim().split('\n')[0]! + elfMismatch(c.file);
+      const message =
+        String((error as Error).message)
+          .trim()
+          .split('\n')[0]! + elfMismatch(c.file);
       const attempt = { file: explicit ? `${c.file} (RMSNORM_BINARY)` : c.file, error: message };
       attempts.push(attempt);
       failed.push(attempt);
@@ -198,7 +219,10 @@ function warn(message: string, code: string): void {
 export function load(): Loaded {
   const backend = process.env.RMSNORM_BACKEND ?? '';
   if (backend !== '' && backend !== 'js' && backend !== 'native') {
-    warn(`RMSNORM_BACKEND must be "js" or "native", received "${backend}"; choosing automatically`, 'RMSNORM_INVALID_ENV');
+    warn(
+      `RMSNORM_BACKEND must be "js" or "native", received "${backend}"; choosing automatically`,
+      'RMSNORM_INVALID_ENV',
+    );
   }
   if (backend === 'js') return { binding: null, isa: 'js' };
 
@@ -208,7 +232,8 @@ export function load(): Loaded {
     ({ binding, failed } = tryLoad());
     // A binary that is there but does not load (a broken source build in front of a prebuild, say) is
     // never passed over in silence.
-    for (const f of failed) warn(`rmsnorm: skipped ${f.file}, which did not load: ${f.error}`, 'RMSNORM_NATIVE_SKIPPED');
+    for (const f of failed)
+      warn(`rmsnorm: skipped ${f.file}, which did not load: ${f.error}`, 'RMSNORM_NATIVE_SKIPPED');
   } catch (error) {
     if (backend === 'native') throw error;
     warn(`${(error as Error).message}. Using the pure-TypeScript fallback.`, 'RMSNORM_NATIVE_UNAVAILABLE');

@@ -13,7 +13,16 @@ import {
   rmsNormBackwardAsync,
 } from './ops';
 import type { FloatArray } from './types';
-import { checkOffset, checkOptions, checkPartial, checkEps, invalidType, invalidValue, kindOf, outOfRange } from './validate';
+import {
+  checkOffset,
+  checkOptions,
+  checkPartial,
+  checkEps,
+  invalidType,
+  invalidValue,
+  kindOf,
+  outOfRange,
+} from './validate';
 
 export type DType = 'float32' | 'float64';
 
@@ -57,7 +66,8 @@ function checkFlag(name: string, v: unknown, fallback: boolean): boolean {
 
 function checkDType(v: unknown): DType {
   if (v === undefined) return 'float32';
-  if (v !== 'float32' && v !== 'float64') throw invalidValue('options.dtype', `must be 'float32' or 'float64', received ${JSON.stringify(v)}`);
+  if (v !== 'float32' && v !== 'float64')
+    throw invalidValue('options.dtype', `must be 'float32' or 'float64', received ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -68,9 +78,11 @@ function alloc(dtype: DType, n: number, fill = 0): FloatArray {
 
 function checkInput(name: string, v: unknown, dtype: DType, dim: number): FloatArray {
   const want = dtype === 'float32' ? 1 : 2;
-  if (kindOf(v) !== want) throw invalidType(name, `a ${dtype === 'float32' ? 'Float32Array' : 'Float64Array'} (the module's dtype)`, v);
+  if (kindOf(v) !== want)
+    throw invalidType(name, `a ${dtype === 'float32' ? 'Float32Array' : 'Float64Array'} (the module's dtype)`, v);
   const a = v as FloatArray;
-  if (a.length % dim !== 0) throw outOfRange(name, `have a length that is a multiple of dim (${dim})`, `length ${a.length}`);
+  if (a.length % dim !== 0)
+    throw outOfRange(name, `have a length that is a multiple of dim (${dim})`, `length ${a.length}`);
   return a;
 }
 
@@ -108,7 +120,8 @@ abstract class NormModule {
     const saved = this.saved;
     if (!saved) throw invalidValue('dy', 'has no forward pass to go back through: call forward(x) before backward(dy)');
     const d = checkInput('dy', dy, this.dtype, this.dim);
-    if (d.length !== saved.x.length) throw outOfRange('dy', `have length ${saved.x.length} (the forward input's length)`, `length ${d.length}`);
+    if (d.length !== saved.x.length)
+      throw outOfRange('dy', `have length ${saved.x.length} (the forward input's length)`, `length ${d.length}`);
     return { d, saved };
   }
 }
@@ -186,7 +199,14 @@ export class LayerNorm extends NormModule {
   constructor(dim: number, options?: LayerNormModuleOptions) {
     const o = checkOptions<LayerNormModuleOptions>(options);
     const affine = checkFlag('options.affine', o.affine, true);
-    super(checkModuleDim(dim), checkEps(o.eps), checkDType(o.dtype), affine, affine && checkFlag('options.bias', o.bias, true), 1);
+    super(
+      checkModuleDim(dim),
+      checkEps(o.eps),
+      checkDType(o.dtype),
+      affine,
+      affine && checkFlag('options.bias', o.bias, true),
+      1,
+    );
   }
 
   /** y = layerNorm(x) with this module's parameters; saves x, mean and rstd for backward. */
@@ -226,6 +246,14 @@ export class LayerNorm extends NormModule {
   }
 
   private backwardOptions(mean: FloatArray, rstd: FloatArray) {
-    return { dim: this.dim, eps: this.eps, mean, rstd, dweight: this.weightGrad, dbias: this.biasGrad, accumulate: true };
+    return {
+      dim: this.dim,
+      eps: this.eps,
+      mean,
+      rstd,
+      dweight: this.weightGrad,
+      dbias: this.biasGrad,
+      accumulate: true,
+    };
   }
 }

@@ -71,13 +71,61 @@ export interface OpDescription {
 }
 
 const x = { role: 'x', name: 'x', length: 'total', element: 'data', nullable: false, output: false } as const;
-const weight = { role: 'weight', name: 'weight', length: 'dim', element: 'param', nullable: true, output: false } as const;
-const rstdOut = { role: 'rstd', name: 'options.rstd', length: 'rows', element: 'stat', nullable: true, output: true } as const;
-const outOnX = { role: 'out', name: 'options.out', length: 'total', element: 'data', nullable: false, output: true, inPlace: 'x', allocate: 'always' } as const;
+const weight = {
+  role: 'weight',
+  name: 'weight',
+  length: 'dim',
+  element: 'param',
+  nullable: true,
+  output: false,
+} as const;
+const rstdOut = {
+  role: 'rstd',
+  name: 'options.rstd',
+  length: 'rows',
+  element: 'stat',
+  nullable: true,
+  output: true,
+} as const;
+const outOnX = {
+  role: 'out',
+  name: 'options.out',
+  length: 'total',
+  element: 'data',
+  nullable: false,
+  output: true,
+  inPlace: 'x',
+  allocate: 'always',
+} as const;
 const dy = { role: 'dy', name: 'dy', length: 'total', element: 'data', nullable: false, output: false } as const;
-const dxOnDy = { role: 'dx', name: 'options.dx', length: 'total', element: 'data', nullable: false, output: true, inPlace: 'dy', allocate: 'always' } as const;
-const dweight = { role: 'dweight', name: 'options.dweight', length: 'dim', element: 'stat', nullable: true, output: true, allocate: 'withWeight' } as const;
-const dbias = { role: 'dbias', name: 'options.dbias', length: 'dim', element: 'stat', nullable: true, output: true, allocate: 'always' } as const;
+const dxOnDy = {
+  role: 'dx',
+  name: 'options.dx',
+  length: 'total',
+  element: 'data',
+  nullable: false,
+  output: true,
+  inPlace: 'dy',
+  allocate: 'always',
+} as const;
+const dweight = {
+  role: 'dweight',
+  name: 'options.dweight',
+  length: 'dim',
+  element: 'stat',
+  nullable: true,
+  output: true,
+  allocate: 'withWeight',
+} as const;
+const dbias = {
+  role: 'dbias',
+  name: 'options.dbias',
+  length: 'dim',
+  element: 'stat',
+  nullable: true,
+  output: true,
+  allocate: 'always',
+} as const;
 const statIn = (role: 'mean' | 'rstd') =>
   ({ role, name: `options.${role}`, length: 'rows', element: 'stat', nullable: true, output: false }) as const;
 

@@ -99,7 +99,11 @@ function settle<R>(start: () => [Promise<void>, R]): Promise<R> {
  *   rstd[r] = 1 / sqrt(mean_{i<k} x[r,i]^2 + eps),  y[r,i] = x[r,i] * rstd[r] * (offset + weight[i]) + bias[i]
  * Returns `options.out` when given, else a new array of x's type.
  */
-export function rmsNorm<D extends DataArray>(x: D, weight: Param<D> | null, ...options: OptionsArg<D, RmsNormOptions<D>>): Data<D>;
+export function rmsNorm<D extends DataArray>(
+  x: D,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, RmsNormOptions<D>>
+): Data<D>;
 export function rmsNorm(x: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): DataArray {
   const c = planRmsNorm(x, weight, options);
   callRmsNorm(kernels, c);
@@ -107,8 +111,16 @@ export function rmsNorm(x: DataArray, weight: DataArray | null, options?: RmsNor
 }
 
 /** rmsNorm off the JavaScript thread; resolves to the same array. Do not touch the arrays until it settles. */
-export function rmsNormAsync<D extends DataArray>(x: D, weight: Param<D> | null, ...options: OptionsArg<D, RmsNormOptions<D>>): Promise<Data<D>>;
-export function rmsNormAsync(x: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): Promise<DataArray> {
+export function rmsNormAsync<D extends DataArray>(
+  x: D,
+  weight: Param<D> | null,
+  ...options: OptionsArg<D, RmsNormOptions<D>>
+): Promise<Data<D>>;
+export function rmsNormAsync(
+  x: DataArray,
+  weight: DataArray | null,
+  options?: RmsNormOptions<any>,
+): Promise<DataArray> {
   return settle(() => {
     const c = planRmsNorm(x, weight, options);
     return [callRmsNormAsync(asyncKernels, c), c.out];
@@ -131,7 +143,19 @@ function planRmsNorm(x: DataArray, weight: DataArray | null, options: RmsNormOpt
   const out = checkSlot(RMS.out, o.out, t, s);
   const rstd = checkSlot(RMS.rstd, o.rstd, t, s);
   if (!native) checkOpOverlaps(OPS.rmsNorm, { x, weight: w, bias, out, rstd });
-  return { x, weight: w, bias, out: out ?? allocLike(kind, x.length), rstd, dim, eps, offset, partial, dtype: t.dtype, castMode: t.cast };
+  return {
+    x,
+    weight: w,
+    bias,
+    out: out ?? allocLike(kind, x.length),
+    rstd,
+    dim,
+    eps,
+    offset,
+    partial,
+    dtype: t.dtype,
+    castMode: t.cast,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -147,7 +171,12 @@ export function layerNorm<D extends DataArray>(
   bias: Param<D> | null,
   ...options: OptionsArg<D, LayerNormOptions<D>>
 ): Data<D>;
-export function layerNorm(x: DataArray, weight: DataArray | null, bias: DataArray | null, options?: LayerNormOptions<any>): DataArray {
+export function layerNorm(
+  x: DataArray,
+  weight: DataArray | null,
+  bias: DataArray | null,
+  options?: LayerNormOptions<any>,
+): DataArray {
   const c = planLayerNorm(x, weight, bias, options);
   callLayerNorm(kernels, c);
   return c.out;
@@ -160,14 +189,24 @@ export function layerNormAsync<D extends DataArray>(
   bias: Param<D> | null,
   ...options: OptionsArg<D, LayerNormOptions<D>>
 ): Promise<Data<D>>;
-export function layerNormAsync(x: DataArray, weight: DataArray | null, bias: DataArray | null, options?: LayerNormOptions<any>): Promise<DataArray> {
+export function layerNormAsync(
+  x: DataArray,
+  weight: DataArray | null,
+  bias: DataArray | null,
+  options?: LayerNormOptions<any>,
+): Promise<DataArray> {
   return settle(() => {
     const c = planLayerNorm(x, weight, bias, options);
     return [callLayerNormAsync(asyncKernels, c), c.out];
   });
 }
 
-function planLayerNorm(x: DataArray, weight: DataArray | null, bias: DataArray | null, options: LayerNormOptions | undefined) {
+function planLayerNorm(
+  x: DataArray,
+  weight: DataArray | null,
+  bias: DataArray | null,
+  options: LayerNormOptions | undefined,
+) {
   const kind = checkData('x', x);
   const o = checkOptions<LayerNormOptions>(options);
   const t = checkTypes(kind, o.dtype, o.castMode);
@@ -183,7 +222,18 @@ function planLayerNorm(x: DataArray, weight: DataArray | null, bias: DataArray |
   const mean = checkSlot(LN.mean, o.mean, t, s);
   const rstd = checkSlot(LN.rstd, o.rstd, t, s);
   if (!native) checkOpOverlaps(OPS.layerNorm, { x, weight: w, bias: b, out, mean, rstd });
-  return { x, weight: w, bias: b, out: out ?? allocLike(kind, x.length), mean, rstd, dim, eps, dtype: t.dtype, castMode: t.cast };
+  return {
+    x,
+    weight: w,
+    bias: b,
+    out: out ?? allocLike(kind, x.length),
+    mean,
+    rstd,
+    dim,
+    eps,
+    dtype: t.dtype,
+    castMode: t.cast,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -200,7 +250,12 @@ export function addRmsNorm<D extends DataArray>(
   weight: Param<D> | null,
   ...options: OptionsArg<D, RmsNormOptions<D>>
 ): Data<D>;
-export function addRmsNorm(x: DataArray, residual: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): DataArray {
+export function addRmsNorm(
+  x: DataArray,
+  residual: DataArray,
+  weight: DataArray | null,
+  options?: RmsNormOptions<any>,
+): DataArray {
   const c = planAddRmsNorm(x, residual, weight, options);
   callAddRmsNorm(kernels, c);
   return c.out;
@@ -213,14 +268,24 @@ export function addRmsNormAsync<D extends DataArray>(
   weight: Param<D> | null,
   ...options: OptionsArg<D, RmsNormOptions<D>>
 ): Promise<Data<D>>;
-export function addRmsNormAsync(x: DataArray, residual: DataArray, weight: DataArray | null, options?: RmsNormOptions<any>): Promise<DataArray> {
+export function addRmsNormAsync(
+  x: DataArray,
+  residual: DataArray,
+  weight: DataArray | null,
+  options?: RmsNormOptions<any>,
+): Promise<DataArray> {
   return settle(() => {
     const c = planAddRmsNorm(x, residual, weight, options);
     return [callAddRmsNormAsync(asyncKernels, c), c.out];
   });
 }
 
-function planAddRmsNorm(x: DataArray, residual: DataArray, weight: DataArray | null, options: RmsNormOptions | undefined) {
+function planAddRmsNorm(
+  x: DataArray,
+  residual: DataArray,
+  weight: DataArray | null,
+  options: RmsNormOptions | undefined,
+) {
   const kind = checkData('x', x);
   const o = checkOptions<RmsNormOptions>(options);
   const t = checkTypes(kind, o.dtype, o.castMode);
@@ -260,7 +325,13 @@ function planAddRmsNorm(x: DataArray, residual: DataArray, weight: DataArray | n
 type BackSlots = typeof RMS_BACK | typeof LN_BACK;
 
 /** Checks shared by both backward passes; returns what they have in common. */
-function checkBackwardCommon(S: BackSlots, dy: DataArray, x: DataArray, weight: DataArray | null, o: RmsNormBackwardOptions | LayerNormBackwardOptions) {
+function checkBackwardCommon(
+  S: BackSlots,
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  o: RmsNormBackwardOptions | LayerNormBackwardOptions,
+) {
   const kind = checkData('dy', dy);
   const t = checkTypes(kind, o.dtype, o.castMode);
   const xs = checkSlotType(S.x, x, t)!;
@@ -299,7 +370,12 @@ export function rmsNormBackward<D extends DataArray>(
   weight: Param<D> | null,
   ...options: OptionsArg<D, RmsNormBackwardOptions<D>>
 ): Gradients<D>;
-export function rmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options?: RmsNormBackwardOptions<any>): Gradients<DataArray> {
+export function rmsNormBackward(
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  options?: RmsNormBackwardOptions<any>,
+): Gradients<DataArray> {
   const c = planRmsNormBackward(dy, x, weight, options);
   callRmsNormBackward(kernels, c);
   return gradients(c);
@@ -312,21 +388,40 @@ export function rmsNormBackwardAsync<D extends DataArray>(
   weight: Param<D> | null,
   ...options: OptionsArg<D, RmsNormBackwardOptions<D>>
 ): Promise<Gradients<D>>;
-export function rmsNormBackwardAsync(dy: DataArray, x: DataArray, weight: DataArray | null, options?: RmsNormBackwardOptions<any>): Promise<Gradients<DataArray>> {
+export function rmsNormBackwardAsync(
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  options?: RmsNormBackwardOptions<any>,
+): Promise<Gradients<DataArray>> {
   return settle(() => {
     const c = planRmsNormBackward(dy, x, weight, options);
     return [callRmsNormBackwardAsync(asyncKernels, c), gradients(c)];
   });
 }
 
-function planRmsNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options: RmsNormBackwardOptions | undefined) {
+function planRmsNormBackward(
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  options: RmsNormBackwardOptions | undefined,
+) {
   const o = checkOptions<RmsNormBackwardOptions>(options);
   const { t, xs, w, s, eps } = checkBackwardCommon(RMS_BACK, dy, x, weight, o);
   const offset = checkOffset(o.offset, w);
   const partial = checkPartial(o.partial);
   const rstd = checkSlot(RMS_BACK.rstd, o.rstd, t, s);
   const given = gradOutputs(RMS_BACK, o, t, s);
-  if (!native) checkOpOverlaps(OPS.rmsNormBackward, { dy, x: xs, weight: w, rstd, dx: given.dx, dweight: given.dweight, dbias: given.dbias });
+  if (!native)
+    checkOpOverlaps(OPS.rmsNormBackward, {
+      dy,
+      x: xs,
+      weight: w,
+      rstd,
+      dx: given.dx,
+      dweight: given.dweight,
+      dbias: given.dbias,
+    });
   const c = {
     dy,
     x: xs,
@@ -356,7 +451,12 @@ export function layerNormBackward<D extends DataArray>(
   weight: Param<D> | null,
   ...options: OptionsArg<D, LayerNormBackwardOptions<D>>
 ): Gradients<D>;
-export function layerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options?: LayerNormBackwardOptions<any>): Gradients<DataArray> {
+export function layerNormBackward(
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  options?: LayerNormBackwardOptions<any>,
+): Gradients<DataArray> {
   const c = planLayerNormBackward(dy, x, weight, options);
   callLayerNormBackward(kernels, c);
   return gradients(c);
@@ -369,20 +469,40 @@ export function layerNormBackwardAsync<D extends DataArray>(
   weight: Param<D> | null,
   ...options: OptionsArg<D, LayerNormBackwardOptions<D>>
 ): Promise<Gradients<D>>;
-export function layerNormBackwardAsync(dy: DataArray, x: DataArray, weight: DataArray | null, options?: LayerNormBackwardOptions<any>): Promise<Gradients<DataArray>> {
+export function layerNormBackwardAsync(
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  options?: LayerNormBackwardOptions<any>,
+): Promise<Gradients<DataArray>> {
   return settle(() => {
     const c = planLayerNormBackward(dy, x, weight, options);
     return [callLayerNormBackwardAsync(asyncKernels, c), gradients(c)];
   });
 }
 
-function planLayerNormBackward(dy: DataArray, x: DataArray, weight: DataArray | null, options: LayerNormBackwardOptions | undefined) {
+function planLayerNormBackward(
+  dy: DataArray,
+  x: DataArray,
+  weight: DataArray | null,
+  options: LayerNormBackwardOptions | undefined,
+) {
   const o = checkOptions<LayerNormBackwardOptions>(options);
   const { t, xs, w, s, eps } = checkBackwardCommon(LN_BACK, dy, x, weight, o);
   const mean = checkSlot(LN_BACK.mean, o.mean, t, s);
   const rstd = checkSlot(LN_BACK.rstd, o.rstd, t, s);
   const given = gradOutputs(LN_BACK, o, t, s);
-  if (!native) checkOpOverlaps(OPS.layerNormBackward, { dy, x: xs, weight: w, mean, rstd, dx: given.dx, dweight: given.dweight, dbias: given.dbias });
+  if (!native)
+    checkOpOverlaps(OPS.layerNormBackward, {
+      dy,
+      x: xs,
+      weight: w,
+      mean,
+      rstd,
+      dx: given.dx,
+      dweight: given.dweight,
+      dbias: given.dbias,
+    });
   const c = {
     dy,
     x: xs,

@@ -14,7 +14,11 @@ export type HalfDType = 'bfloat16' | 'float16';
 export type CastMode = 'fp32' | 'llama';
 
 /** Data-shaped arrays (out, residual, dy, dx) of a call whose x is D: D's own array type. */
-export type Data<D extends DataArray> = D extends Uint16Array ? Uint16Array : D extends Float32Array ? Float32Array : Float64Array;
+export type Data<D extends DataArray> = D extends Uint16Array
+  ? Uint16Array
+  : D extends Float32Array
+    ? Float32Array
+    : Float64Array;
 /** Parameters (weight, bias): x's type; for half data Float32Array or Uint16Array. */
 export type Param<D extends DataArray> = D extends Uint16Array ? Float32Array | Uint16Array : Data<D>;
 /** Statistics (rstd, mean) and parameter gradients (dweight, dbias): Float32Array for half data. */
@@ -29,7 +33,9 @@ export interface PrecisionOptions {
 }
 
 /** The trailing options parameter: required, with a dtype, for Uint16Array data. */
-export type OptionsArg<D extends DataArray, O> = D extends Uint16Array ? [options: O & { dtype: HalfDType }] : [options?: O];
+export type OptionsArg<D extends DataArray, O> = D extends Uint16Array
+  ? [options: O & { dtype: HalfDType }]
+  : [options?: O];
 
 export interface RmsNormOptions<D extends DataArray = DataArray> extends PrecisionOptions {
   /** Row length. Default: weight.length (required when weight is null). */

@@ -56,7 +56,10 @@ export function describe(v: unknown): string {
 }
 
 export function invalidType(name: string, expected: string, received: unknown): TypeError {
-  return withCode(new TypeError(`The "${name}" argument must be ${expected}, received ${describe(received)}`), 'ERR_INVALID_ARG_TYPE');
+  return withCode(
+    new TypeError(`The "${name}" argument must be ${expected}, received ${describe(received)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
 }
 
 export function outOfRange(name: string, expected: string, received: string): RangeError {
@@ -140,7 +143,11 @@ export function checkDim(v: unknown, source: DataArray | null, sourceName = 'wei
       if (source.length === 0) throw outOfRange(sourceName, 'have length >= 1 (it sets dim)', 'length 0');
       return source.length;
     }
-    throw invalidType('options.dim', `of type number when ${sourceName === 'weight' ? 'weight is' : 'weight and bias are'} null`, v);
+    throw invalidType(
+      'options.dim',
+      `of type number when ${sourceName === 'weight' ? 'weight is' : 'weight and bias are'} null`,
+      v,
+    );
   }
   const d = checkNumber('options.dim', v);
   if (!Number.isInteger(d) || d < 1 || d > 0xffffffff) {
@@ -257,7 +264,8 @@ export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallT
   if (data === 3) {
     if (dtype === 'bfloat16') code = 1;
     else if (dtype === 'float16') code = 2;
-    else if (dtype === undefined) throw invalidType('options.dtype', "'bfloat16' or 'float16' for Uint16Array data", dtype);
+    else if (dtype === undefined)
+      throw invalidType('options.dtype', "'bfloat16' or 'float16' for Uint16Array data", dtype);
     else throw invalidValue('options.dtype', `must be 'bfloat16' or 'float16', received ${describe(dtype)}`);
   } else if (dtype !== undefined) {
     throw invalidValue('options.dtype', `applies to Uint16Array data only (x is a ${kindName(data)})`);

@@ -95,7 +95,7 @@ struct Parsed {
   size_t dim = 0, rows = 0, k = 0;
   double eps = 1e-5, offset = 0.0, partial = 1.0;
   bool accumulate = false;
-  bool llama = false;       // castMode 1
+  bool llama = false;  // castMode 1
   int dtype = kNoDType;
   Type data = Type::kF32;   // x's type
   Type param = Type::kF32;  // weight/bias type
@@ -220,7 +220,8 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
       param_seen = true;
     }
     if (a.type != want) {
-      return fail(kType, quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
+      return fail(kType,
+                  quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
     }
   }
   if (first.length % p.dim != 0) {

@@ -4,8 +4,8 @@
 // made only here when the native module is in use (from the data pointers read anyway), with the same messages
 // as lib/validate.ts.
 //
-// Each op is described by its OpSpec (native/ops.gen.h, generated from lib/op-table.ts); parse() reads the arguments and
-// args::check() applies the rules (plain C++, so fuzz/args_fuzz.cc can drive the same rules without Node); the
+// Each op is described by its OpSpec (native/ops.gen.h, generated from lib/op-table.ts); parse() reads the arguments
+// and args::check() applies the rules (plain C++, so fuzz/args_fuzz.cc can drive the same rules without Node); the
 // checked arguments become a Job: plain C++ with no Node-API inside, run on the calling thread.
 //
 // The hot path of a call: one callback, one napi_get_typedarray_info per array, a few napi_get_value_double,
@@ -35,25 +35,25 @@ using rmsnorm::KernelTable;
 using rmsnorm::NormArgs;
 
 [[noreturn]] void fail(napi_env env, const char* code, const std::string& message, bool range = false) {
-  Napi::Error error = range ? Napi::Error(Napi::RangeError::New(env, message))
-                            : Napi::Error(Napi::TypeError::New(env, message));
+  Napi::Error error =
+      range ? Napi::Error(Napi::RangeError::New(env, message)) : Napi::Error(Napi::TypeError::New(env, message));
   error.Set("code", Napi::String::New(env, code));
   throw error;
 }
 
 namespace args = rmsnorm::args;
 using args::ArrayArg;
-using args::OpSpec;
-using args::Parsed;
-using args::quoted;
-using args::Role;
-using args::Type;
 using args::kAddRmsNorm;
 using args::kLayerNorm;
 using args::kLayerNormBackward;
 using args::kMaxSlots;
 using args::kRmsNorm;
 using args::kRmsNormBackward;
+using args::OpSpec;
+using args::Parsed;
+using args::quoted;
+using args::Role;
+using args::Type;
 
 bool is_detached(napi_env env, napi_value typed_array) {
   napi_value buffer;
@@ -79,7 +79,7 @@ void read_array(napi_env env, napi_value v, args::RawArray& r) {
   }
   napi_valuetype t;
   r.kind = napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined) ? args::RawArray::kNullish
-                                                                                          : args::RawArray::kOther;
+                                                                                         : args::RawArray::kOther;
 }
 
 // For convert(): one array argument, read and checked on its own (throws unless it is a non-detached
@@ -90,7 +90,8 @@ ArrayArg read_array(napi_env env, napi_value v, const char* name) {
   if (r.kind != args::RawArray::kTyped) {
     fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
   }
-  if (r.length == 0 && r.detached) fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
+  if (r.length == 0 && r.detached)
+    fail(env, "ERR_INVALID_ARG_VALUE", quoted(name) + " must not be on a detached ArrayBuffer");
   ArrayArg a;
   a.present = true;
   a.type = r.type;
@@ -101,7 +102,8 @@ ArrayArg read_array(napi_env env, napi_value v, const char* name) {
 
 double read_number(napi_env env, napi_value v, const char* name) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type number");
+  if (napi_get_value_double(env, v, &d) != napi_ok)
+    fail(env, "ERR_INVALID_ARG_TYPE", quoted(name) + " must be of type number");
   return d;
 }
 
@@ -205,7 +207,8 @@ struct BackwardJob final : Job {
       db = dbias ? scratch.data() + blocks * dim : nullptr;
     }
     auto block = [&](size_t b) {
-      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw ? dw + b * dim : nullptr, db ? db + b * dim : nullptr);
+      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw ? dw + b * dim : nullptr,
+             db ? db + b * dim : nullptr);
     };
     const bool parallel = rows * dim >= kParallelMinElements && threads > 1;
     rmsnorm::parallel_for(blocks, parallel ? threads : 1, block);
@@ -450,8 +453,9 @@ class Addon : public Napi::Addon<Addon> {
         }
       }
       NAPI_THROW_IF_FAILED(env, napi_create_string_utf8(env, kOp.name, NAPI_AUTO_LENGTH, &name), nullptr);
-      NAPI_THROW_IF_FAILED(env, napi_create_async_work(env, nullptr, name, &AsyncCall::Execute, &AsyncCall::Complete,
-                                                        call.get(), &call->work),
+      NAPI_THROW_IF_FAILED(env,
+                           napi_create_async_work(env, nullptr, name, &AsyncCall::Execute, &AsyncCall::Complete,
+                                                  call.get(), &call->work),
                            nullptr);
       NAPI_THROW_IF_FAILED(env, napi_queue_async_work(env, call->work), nullptr);
       call.release();  // owned by the queued work now; Complete deletes it
@@ -477,7 +481,8 @@ class Addon : public Napi::Addon<Addon> {
 
   // selectIsa(cap): use the best kernels at or below `cap`; returns the ISA now in use.
   Napi::Value SelectIsa(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "ERR_INVALID_ARG_TYPE", quoted("isa") + " must be a string");
+    if (info.Length() < 1 || !info[0].IsString())
+      fail(info.Env(), "ERR_INVALID_ARG_TYPE", quoted("isa") + " must be a string");
     const std::string cap = info[0].As<Napi::String>().Utf8Value();
     const KernelTable* t = rmsnorm::select_table(cap.c_str());
     if (!t) {
@@ -519,11 +524,15 @@ class Addon : public Napi::Addon<Addon> {
       const ArrayArg dst = read_array(env, argv[2], "out");
       const Type want_src = to_half ? Type::kF32 : Type::kU16;
       const Type want_dst = to_half ? Type::kU16 : Type::kF32;
-      if (src.type != want_src) fail(env, "ERR_INVALID_ARG_TYPE", quoted("src") + " must be a " + args::type_name(want_src));
-      if (dst.type != want_dst) fail(env, "ERR_INVALID_ARG_TYPE", quoted("out") + " must be a " + args::type_name(want_dst));
+      if (src.type != want_src)
+        fail(env, "ERR_INVALID_ARG_TYPE", quoted("src") + " must be a " + args::type_name(want_src));
+      if (dst.type != want_dst)
+        fail(env, "ERR_INVALID_ARG_TYPE", quoted("out") + " must be a " + args::type_name(want_dst));
       if (dst.length != src.length) {
         fail(env, "ERR_OUT_OF_RANGE",
-             quoted("out") + " must have length " + std::to_string(src.length) + ", received length " + std::to_string(dst.length), true);
+             quoted("out") + " must have length " + std::to_string(src.length) + ", received length " +
+                 std::to_string(dst.length),
+             true);
       }
       if (args::overlaps(src, dst)) fail(env, "ERR_INVALID_ARG_VALUE", quoted("out") + " must not overlap \"src\"");
       const rmsnorm::ConvertTable& c = static_cast<Addon*>(self)->table_->convert;

@@ -13,8 +13,8 @@ namespace {
 #if defined(__x86_64__) || defined(_M_X64)
 
 struct X86Features {
-  bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
-  bool avx512 = false;  // AVX-512 F/BW/DQ/VL, with the OS saving opmask and ZMM state
+  bool avx2 = false;        // AVX2 + FMA + F16C, with the OS saving YMM state
+  bool avx512 = false;      // AVX-512 F/BW/DQ/VL, with the OS saving opmask and ZMM state
   bool avx512bf16 = false;  // and AVX512_BF16
 };
 
@@ -33,13 +33,12 @@ X86Features detect_x86() {
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12), f16c = c & (1u << 29);
   if (!osxsave || !avx) return f;
   const unsigned long long xcr0 = xgetbv0();
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;           // SSE + AVX
-  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;         // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE + AVX
+  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
   const unsigned max_subleaf = a;
   const bool avx2 = b & (1u << 5);
-  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
-             avx512vl = b & (1u << 31);
+  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30), avx512vl = b & (1u << 31);
   f.avx2 = ymm_state && avx2 && fma && f16c;
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
   if (f.avx512 && max_subleaf >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512bf16 = a & (1u << 5);

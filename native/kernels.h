@@ -37,7 +37,7 @@ using Stat = typename StatOf<T>::type;
 struct CallParams {
   size_t rows = 0;
   size_t dim = 0;
-  size_t k = 0;         // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
+  size_t k = 0;  // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
   double eps = 1e-5;
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
   bool llama = false;   // castMode 'llama' (half types, forward): round x * rstd to T before the weight
@@ -120,8 +120,8 @@ struct KernelTable {
   const char* isa;  // "scalar", "avx2", "avx512", "avx512bf16", "neon"
   OpTable<float, float> f32;
   OpTable<double, double> f64;
-  OpTable<bf16_t, bf16_t> bf16;      // bfloat16 data and parameters
-  OpTable<bf16_t, float> bf16_w32;   // bfloat16 data, float32 parameters
+  OpTable<bf16_t, bf16_t> bf16;     // bfloat16 data and parameters
+  OpTable<bf16_t, float> bf16_w32;  // bfloat16 data, float32 parameters
   OpTable<f16_t, f16_t> f16;
   OpTable<f16_t, float> f16_w32;
   ConvertTable convert;

@@ -18,7 +18,8 @@ unsigned hardware_threads();
 // Typed convenience wrapper: fn(task) for every task.
 template <typename Fn>
 void parallel_for(size_t tasks, unsigned threads, Fn& fn) {
-  parallel_for(tasks, threads, [](void* ctx, size_t task) { (*static_cast<Fn*>(ctx))(task); }, &fn);
+  parallel_for(
+      tasks, threads, [](void* ctx, size_t task) { (*static_cast<Fn*>(ctx))(task); }, &fn);
 }
 
 }  // namespace rmsnorm

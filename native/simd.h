@@ -1,8 +1,8 @@
 // A deliberately small vector abstraction: just what the normalization kernels need.
 //
-// The kernel files (native/kernels/*.cc) are compiled once per instruction set, each time with one RMSNORM_TARGET_* macro and that
-// target's compiler flags (see CMakeLists.txt). This header turns the macro into two types, Vec<float> and
-// Vec<double>, with the same static interface on every target:
+// The kernel files (native/kernels/*.cc) are compiled once per instruction set, each time with one RMSNORM_TARGET_*
+// macro and that target's compiler flags (see CMakeLists.txt). This header turns the macro into two types, Vec<float>
+// and Vec<double>, with the same static interface on every target:
 //
 //   N                         lanes per register
 //   zero(), set1(s)
@@ -149,7 +149,8 @@ struct Vec<float> {
 #if defined(RMSNORM_TARGET_AVX512BF16)
     // VCVTNEPS2BF16 rounds the same way in one instruction, but flushes subnormal inputs to zero: a vector
     // holding one (rare) takes the integer path instead.
-    if (__builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) == 0, 1)) return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
+    if (__builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) == 0, 1))
+      return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
 #endif
     return _mm512_cvtepi32_epi16(bf16_bits(v));
   }
@@ -158,7 +159,8 @@ struct Vec<float> {
     const __m512i u = _mm512_castps_si512(v);
     const __m512i hi = _mm512_srli_epi32(u, 16);
     const __m512i rounded = _mm512_srli_epi32(
-        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)))), 16);
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)))),
+        16);
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     return _mm512_mask_or_epi32(rounded, nan, hi, _mm512_set1_epi32(0x40));
   }
@@ -255,7 +257,8 @@ struct Vec<float> {
     const __m256i u = _mm256_castps_si256(v);
     const __m256i hi = _mm256_srli_epi32(u, 16);
     const __m256i rounded = _mm256_srli_epi32(
-        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(hi, _mm256_set1_epi32(1)))), 16);
+        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(hi, _mm256_set1_epi32(1)))),
+        16);
     const __m256i quiet = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
     return _mm256_blendv_epi8(rounded, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
   }
@@ -322,7 +325,9 @@ struct Vec<float> {
   static void store(bf16_t* p, R v) { vst1_u16(reinterpret_cast<uint16_t*>(p), vmovn_u32(bf16_bits(v))); }
   static void storen(bf16_t* p, R v, size_t n) { store_tail(p, vmovn_u32(bf16_bits(v)), n); }
   static R round_to(const bf16_t*, R v) { return vreinterpretq_f32_u32(vshlq_n_u32(bf16_bits(v), 16)); }
-  static R load(const f16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)))); }
+  static R load(const f16_t* p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p))));
+  }
   static R loadn(const f16_t* p, size_t n) { return vcvt_f32_f16(vreinterpret_f16_u16(load_tail(p, n))); }
   static void store(f16_t* p, R v) { vst1_u16(reinterpret_cast<uint16_t*>(p), vreinterpret_u16_f16(vcvt_f16_f32(v))); }
   static void storen(f16_t* p, R v, size_t n) { store_tail(p, vreinterpret_u16_f16(vcvt_f16_f32(v)), n); }
@@ -345,7 +350,8 @@ struct Vec<float> {
   static uint32x4_t bf16_bits(R v) {
     const uint32x4_t u = vreinterpretq_u32_f32(v);
     const uint32x4_t hi = vshrq_n_u32(u, 16);
-    const uint32x4_t rounded = vshrq_n_u32(vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), vandq_u32(hi, vdupq_n_u32(1)))), 16);
+    const uint32x4_t rounded =
+        vshrq_n_u32(vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), vandq_u32(hi, vdupq_n_u32(1)))), 16);
     const uint32x4_t quiet = vorrq_u32(hi, vdupq_n_u32(0x40));
     const uint32x4_t is_nan = vmvnq_u32(vceqq_f32(v, v));
     return vbslq_u32(is_nan, quiet, rounded);
@@ -476,9 +482,13 @@ inline void stream_fence() {
 template <typename H>
 inline float half_to_f32(H h);
 template <>
-inline float half_to_f32(bf16_t h) { return bf16_to_f32(h.bits); }
+inline float half_to_f32(bf16_t h) {
+  return bf16_to_f32(h.bits);
+}
 template <>
-inline float half_to_f32(f16_t h) { return f16_to_f32(h.bits); }
+inline float half_to_f32(f16_t h) {
+  return f16_to_f32(h.bits);
+}
 
 template <typename H>
 inline typename Vec<double>::R load_half_as_double(const H* p, size_t n) {

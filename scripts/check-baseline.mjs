@@ -20,17 +20,70 @@ const X86_BEYOND_BASELINE = new RegExp(
   '^(' +
     [
       // SSE3, SSSE3
-      'addsubp[sd]', 'h(add|sub)p[sd]', 'lddqu', 'movddup', 'movs[hl]dup', 'fisttp', 'monitor', 'mwait',
-      'pabs[bwd]', 'palignr', 'ph(add|sub)(w|d|sw)', 'pmaddubsw', 'pmulhrsw', 'pshufb', 'psign[bwd]',
+      'addsubp[sd]',
+      'h(add|sub)p[sd]',
+      'lddqu',
+      'movddup',
+      'movs[hl]dup',
+      'fisttp',
+      'monitor',
+      'mwait',
+      'pabs[bwd]',
+      'palignr',
+      'ph(add|sub)(w|d|sw)',
+      'pmaddubsw',
+      'pmulhrsw',
+      'pshufb',
+      'psign[bwd]',
       // SSE4.1, SSE4.2
-      'blendv?p[sd]', 'dpp[sd]', 'extractps', 'insertps', 'movntdqa', 'mpsadbw', 'packusdw', 'pblendvb',
-      'pblendw', 'pcmpeqq', 'pextr[bdq]', 'phminposuw', 'pinsr[bdq]', 'pm(ax|in)(sb|sd|ud|uw)', 'pmov[sz]x.*',
-      'pmuldq', 'pmulld', 'ptest', 'round[ps][sd]', 'crc32.*', 'pcmp[ei]str[im]', 'pcmpgtq',
+      'blendv?p[sd]',
+      'dpp[sd]',
+      'extractps',
+      'insertps',
+      'movntdqa',
+      'mpsadbw',
+      'packusdw',
+      'pblendvb',
+      'pblendw',
+      'pcmpeqq',
+      'pextr[bdq]',
+      'phminposuw',
+      'pinsr[bdq]',
+      'pm(ax|in)(sb|sd|ud|uw)',
+      'pmov[sz]x.*',
+      'pmuldq',
+      'pmulld',
+      'ptest',
+      'round[ps][sd]',
+      'crc32.*',
+      'pcmp[ei]str[im]',
+      'pcmpgtq',
       // bit manipulation and friends
-      'popcnt', 'lzcnt', 'tzcnt', 'andn', 'bextr', 'blsi', 'blsmsk', 'blsr', 'bzhi', 'mulx', 'pdep', 'pext',
-      'rorx', 'sarx', 'shlx', 'shrx', 'movbe', 'cmpxchg16b', 'adcx', 'adox', 'rdrand', 'rdseed',
+      'popcnt',
+      'lzcnt',
+      'tzcnt',
+      'andn',
+      'bextr',
+      'blsi',
+      'blsmsk',
+      'blsr',
+      'bzhi',
+      'mulx',
+      'pdep',
+      'pext',
+      'rorx',
+      'sarx',
+      'shlx',
+      'shrx',
+      'movbe',
+      'cmpxchg16b',
+      'adcx',
+      'adox',
+      'rdrand',
+      'rdseed',
       // AVX, AVX2, FMA, F16C, AVX-512: every VEX/EVEX mnemonic starts with v (verr/verw are not AVX)
-      'v(?!err|erw).*', 'k(and|andn|or|xor|xnor|not|mov|shift.*|test|unpck.*|ortest|add)[bwdq]?',
+      'v(?!err|erw).*',
+      'k(and|andn|or|xor|xnor|not|mov|shift.*|test|unpck.*|ortest|add)[bwdq]?',
       // XSAVE: only cpu.cc may read XCR0, and only after checking OSXSAVE
       'xgetbv',
     ].join('|') +
@@ -42,10 +95,19 @@ const ARM64_BEYOND_BASELINE = new RegExp(
   '^(' +
     [
       // LSE atomics (ARMv8.1): GCC calls out-of-line helpers that check at run time instead
-      'casp?(a|l|al)?[bh]?', 'ld(add|clr|eor|set|smax|smin|umax|umin)(a|l|al)?[bh]?',
-      'st(add|clr|eor|set|smax|smin|umax|umin)l?[bh]?', 'swp(a|l|al)?[bh]?',
+      'casp?(a|l|al)?[bh]?',
+      'ld(add|clr|eor|set|smax|smin|umax|umin)(a|l|al)?[bh]?',
+      'st(add|clr|eor|set|smax|smin|umax|umin)l?[bh]?',
+      'swp(a|l|al)?[bh]?',
       // optional or later extensions: CRC32, RCpc, dot product, int8/bf16 matrix, JavaScript conversion
-      'crc32c?[bhwx]', 'ldapu?r[bh]?', '[su]dot', 'usdot', '[su]?mmla', 'usmmla', 'bf(cvt.*|dot|mmla.*)', 'fjcvtzs',
+      'crc32c?[bhwx]',
+      'ldapu?r[bh]?',
+      '[su]dot',
+      'usdot',
+      '[su]?mmla',
+      'usmmla',
+      'bf(cvt.*|dot|mmla.*)',
+      'fjcvtzs',
     ].join('|') +
     ')$',
 );
@@ -98,7 +160,9 @@ export function checkBaseline(buildDir, arch, { tools = '' } = {}) {
       if (extra.length) problems.push(`${rel}: defines symbols other than its kernel table: ${extra.join(', ')}`);
       const sections = execFileSync(objdump, ['-h', object], { encoding: 'utf8' });
       if (/\.(init_array|ctors|preinit_array)\b/.test(sections)) problems.push(`${rel}: has a static initializer`);
-      summary.push(`${rel}: ${isa} kernels (${symbols.length} exported symbol${symbols.length === 1 ? '' : 's'}: ${symbols.join(', ')})`);
+      summary.push(
+        `${rel}: ${isa} kernels (${symbols.length} exported symbol${symbols.length === 1 ? '' : 's'}: ${symbols.join(', ')})`,
+      );
       continue;
     }
     let current = '?';

@@ -23,7 +23,11 @@ export function clangFormatBinary() {
 export function formatCpp(text, assumeFilename) {
   const binary = clangFormatBinary();
   if (!binary) return text;
-  const r = spawnSync(binary, [`--assume-filename=${assumeFilename}`, '--style=file'], { cwd: root, input: text, encoding: 'utf8' });
+  const r = spawnSync(binary, [`--assume-filename=${assumeFilename}`, '--style=file'], {
+    cwd: root,
+    input: text,
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`clang-format failed: ${r.stderr}`);
   return r.stdout;
 }
@@ -42,7 +46,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const check = process.argv.includes('--check');
   const binary = clangFormatBinary();
   if (!binary) {
-    console.warn(`clang-format: the npm package has no binary for ${process.platform}-${process.arch}; C++ not checked`);
+    console.warn(
+      `clang-format: the npm package has no binary for ${process.platform}-${process.arch}; C++ not checked`,
+    );
     process.exit(0);
   }
   const files = sources();

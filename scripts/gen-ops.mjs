@@ -17,7 +17,9 @@ const ts = require('typescript');
 /** Loads lib/op-table.ts (plain data, no imports) by transpiling it to CommonJS in memory. */
 export function loadTable() {
   const source = readFileSync(path.join(root, 'lib/op-table.ts'), 'utf8');
-  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const js = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
   const module = { exports: {} };
   new Function('module', 'exports', js)(module, module.exports);
   return module.exports;
@@ -183,7 +185,8 @@ ${specs.join('\n')}
 export async function generate() {
   const table = loadTable();
   const prettier = await import('prettier');
-  const ts = async (file, text) => prettier.format(text, { ...(await prettier.resolveConfig(path.join(root, file))), filepath: file });
+  const ts = async (file, text) =>
+    prettier.format(text, { ...(await prettier.resolveConfig(path.join(root, file))), filepath: file });
   return {
     'binding.d.ts': await ts('binding.d.ts', bindingDts(table)),
     'lib/ops.gen.ts': await ts('lib/ops.gen.ts', opsGenTs(table)),

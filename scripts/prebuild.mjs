@@ -28,7 +28,12 @@ const require = createRequire(import.meta.url);
 export const PREBUILD_NAME = 'rmsnorm.napi.glibc.node';
 export const TARGETS = {
   x64: { elfMachine: 62, cmakeProcessor: 'x86_64', tools: 'x86_64-linux-gnu-', toolchain: null },
-  arm64: { elfMachine: 183, cmakeProcessor: 'aarch64', tools: 'aarch64-linux-gnu-', toolchain: 'cmake/aarch64-linux-gnu.cmake' },
+  arm64: {
+    elfMachine: 183,
+    cmakeProcessor: 'aarch64',
+    tools: 'aarch64-linux-gnu-',
+    toolchain: 'cmake/aarch64-linux-gnu.cmake',
+  },
 };
 
 export function prebuildPath(arch, platform = 'linux') {
@@ -44,7 +49,9 @@ function tool(arch, name) {
   const prefixed = `${TARGETS[arch].tools}${name}`;
   if (hasCommand(prefixed)) return prefixed;
   if (arch === process.arch && hasCommand(name)) return name;
-  throw new Error(`${prefixed} not found: install binutils for ${arch} (Debian: binutils-${TARGETS[arch].tools.slice(0, -1)})`);
+  throw new Error(
+    `${prefixed} not found: install binutils for ${arch} (Debian: binutils-${TARGETS[arch].tools.slice(0, -1)})`,
+  );
 }
 
 function elfMachine(file) {
@@ -70,7 +77,9 @@ export function build(arch) {
   const cross = arch !== process.arch;
   if (cross && !target.toolchain) throw new Error(`no toolchain file for cross-compiling to ${arch}`);
   if (cross && !hasCommand(`${target.tools}g++`)) {
-    throw new Error(`${target.tools}g++ not found: cross-compiling for ${arch} needs it (Debian: apt-get install g++-${target.tools.slice(0, -1)})`);
+    throw new Error(
+      `${target.tools}g++ not found: cross-compiling for ${arch} needs it (Debian: apt-get install g++-${target.tools.slice(0, -1)})`,
+    );
   }
 
   const outDir = path.join(root, 'build-prebuild', `linux-${arch}`);
@@ -87,7 +96,9 @@ export function build(arch) {
   const check = checkBaseline(outDir, arch, { tools: cross ? target.tools : '' });
   for (const line of check.summary) console.log(`  ${line}`);
   if (!check.ok) {
-    throw new Error(`linux-${arch} build uses instructions beyond the baseline outside the kernel objects:\n  ${check.problems.join('\n  ')}`);
+    throw new Error(
+      `linux-${arch} build uses instructions beyond the baseline outside the kernel objects:\n  ${check.problems.join('\n  ')}`,
+    );
   }
 
   const dest = prebuildPath(arch);
@@ -110,8 +121,10 @@ export function check(arches = Object.keys(TARGETS)) {
   for (const arch of arches) {
     const file = prebuildPath(arch);
     if (!existsSync(file)) problems.push(`${path.relative(root, file)} is missing`);
-    else if (elfMachine(file) !== TARGETS[arch].elfMachine) problems.push(`${path.relative(root, file)} is not an ${arch} binary`);
-    else if (statSync(file).mtimeMs < newest) problems.push(`${path.relative(root, file)} is older than the native sources`);
+    else if (elfMachine(file) !== TARGETS[arch].elfMachine)
+      problems.push(`${path.relative(root, file)} is not an ${arch} binary`);
+    else if (statSync(file).mtimeMs < newest)
+      problems.push(`${path.relative(root, file)} is older than the native sources`);
   }
   return problems;
 }

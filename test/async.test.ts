@@ -28,7 +28,10 @@ describe.each([Float32Array, Float64Array] as const)('%s', (T) => {
   const b = randomArray(T, dim, 4);
 
   it('each async op resolves to what the sync op returns', async () => {
-    same(await rmsNormAsync(x, w, { bias: b, offset: 0.5, partial: 0.5 }), rmsNorm(x, w, { bias: b, offset: 0.5, partial: 0.5 }));
+    same(
+      await rmsNormAsync(x, w, { bias: b, offset: 0.5, partial: 0.5 }),
+      rmsNorm(x, w, { bias: b, offset: 0.5, partial: 0.5 }),
+    );
     same(await layerNormAsync(x, w, b), layerNorm(x, w, b));
     const r1 = randomArray(T, rows * dim, 5);
     const r2 = r1.slice();
@@ -60,16 +63,28 @@ describe.each([Float32Array, Float64Array] as const)('%s', (T) => {
       [() => rmsNorm(x, new T(3), { out }), () => rmsNormAsync(x, new T(3), { out })],
       [() => layerNorm(x, w, null, { out, mean: new T(1) }), () => layerNormAsync(x, w, null, { out, mean: new T(1) })],
       [() => addRmsNorm(x, x, w, { out }), () => addRmsNormAsync(x, x, w, { out })],
-      [() => rmsNormBackward(dy, x, w, { dx: out, accumulate: 3 as never }), () => rmsNormBackwardAsync(dy, x, w, { dx: out, accumulate: 3 as never })],
-      [() => layerNormBackward(dy, x.subarray(1), w, { dx: out }), () => layerNormBackwardAsync(dy, x.subarray(1), w, { dx: out })],
-      [() => rmsNorm('x' as unknown as Float32Array, w as Float32Array), () => rmsNormAsync('x' as unknown as Float32Array, w as Float32Array)],
+      [
+        () => rmsNormBackward(dy, x, w, { dx: out, accumulate: 3 as never }),
+        () => rmsNormBackwardAsync(dy, x, w, { dx: out, accumulate: 3 as never }),
+      ],
+      [
+        () => layerNormBackward(dy, x.subarray(1), w, { dx: out }),
+        () => layerNormBackwardAsync(dy, x.subarray(1), w, { dx: out }),
+      ],
+      [
+        () => rmsNorm('x' as unknown as Float32Array, w as Float32Array),
+        () => rmsNormAsync('x' as unknown as Float32Array, w as Float32Array),
+      ],
     ];
     for (const [sync, async] of bad) {
       const expected = thrownBy(() => sync());
       expect(expected).toBeInstanceOf(Error);
       const promise = async();
       expect(promise).toBeInstanceOf(Promise);
-      const got = await promise.then(() => null, (e: unknown) => e);
+      const got = await promise.then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(got).toBeInstanceOf((expected as Error).constructor);
       expect((got as { code: string }).code).toBe((expected as { code: string }).code);
       expect((got as Error).message).toBe((expected as Error).message);
@@ -95,20 +110,27 @@ describe.each([Float32Array, Float64Array] as const)('%s', (T) => {
     same(await la.forwardAsync(x), ls.forward(x));
     same(await la.backwardAsync(dy), ls.backward(dy));
     same(la.weightGrad!, ls.weightGrad!);
-    await expect(new RMSNorm(dim).backwardAsync(new Float32Array(dim))).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(new RMSNorm(dim).backwardAsync(new Float32Array(dim))).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
   });
 });
 
 describe('where async work runs', () => {
   // Native: on a libuv thread, so the event loop turns while the call runs. Fallback: JavaScript has no other
   // thread, so the work runs in one later event-loop turn (setImmediate) and blocks that turn.
-  it(nativeRequested ? 'native: a setImmediate callback runs while a large call is in flight' : 'fallback: the work runs in a later turn of the event loop', async () => {
-    const x = new Float32Array(2048 * 4096).fill(1);
-    const order: string[] = [];
-    const done = rmsNormAsync(x, null, { dim: 4096 }).then(() => order.push('call'));
-    order.push('returned');
-    await new Promise<void>((resolve) => setImmediate(() => (order.push('immediate'), resolve())));
-    await done;
-    expect(order).toEqual(nativeRequested ? ['returned', 'immediate', 'call'] : ['returned', 'call', 'immediate']);
-  });
+  it(
+    nativeRequested
+      ? 'native: a setImmediate callback runs while a large call is in flight'
+      : 'fallback: the work runs in a later turn of the event loop',
+    async () => {
+      const x = new Float32Array(2048 * 4096).fill(1);
+      const order: string[] = [];
+      const done = rmsNormAsync(x, null, { dim: 4096 }).then(() => order.push('call'));
+      order.push('returned');
+      await new Promise<void>((resolve) => setImmediate(() => (order.push('immediate'), resolve())));
+      await done;
+      expect(order).toEqual(nativeRequested ? ['returned', 'immediate', 'call'] : ['returned', 'call', 'immediate']);
+    },
+  );
 });

@@ -8,7 +8,14 @@
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { layerNorm, layerNormAsync, rmsNorm, rmsNormAsync, rmsNormBackward, rmsNormBackwardAsync } from '../dist/index.js';
+import {
+  layerNorm,
+  layerNormAsync,
+  rmsNorm,
+  rmsNormAsync,
+  rmsNormBackward,
+  rmsNormBackwardAsync,
+} from '../dist/index.js';
 import { randomArray } from './reference';
 
 setFlagsFromString('--expose-gc');
@@ -16,17 +23,28 @@ const gc = runInNewContext('gc') as () => void;
 
 const dim = 1024;
 const rows = 1024; // 2^20 elements: long enough to still run while the test acts, and on the thread pool
-const same = (a: ArrayLike<number>, b: ArrayLike<number>) => expect(Buffer.from(new Float32Array(a as Float32Array).buffer).equals(Buffer.from(new Float32Array(b as Float32Array).buffer))).toBe(true);
+const same = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  expect(
+    Buffer.from(new Float32Array(a as Float32Array).buffer).equals(
+      Buffer.from(new Float32Array(b as Float32Array).buffer),
+    ),
+  ).toBe(true);
 
 describe('arrays during an async call', () => {
   it('are kept alive by the call: arrays referenced by nothing else survive garbage collection mid-call', async () => {
     const w = randomArray(Float32Array, dim, 2, 0.5, 1.5);
     const want = rmsNorm(randomArray(Float32Array, rows * dim, 1), w);
-    const wantGrad = rmsNormBackward(randomArray(Float32Array, rows * dim, 3), randomArray(Float32Array, rows * dim, 1), w).dx;
+    const wantGrad = rmsNormBackward(
+      randomArray(Float32Array, rows * dim, 3),
+      randomArray(Float32Array, rows * dim, 1),
+      w,
+    ).dx;
     // The inputs exist only as arguments of the calls; the outputs are allocated by the calls.
     const pending = [
       rmsNormAsync(randomArray(Float32Array, rows * dim, 1), w),
-      rmsNormBackwardAsync(randomArray(Float32Array, rows * dim, 3), randomArray(Float32Array, rows * dim, 1), w).then((g) => g.dx),
+      rmsNormBackwardAsync(randomArray(Float32Array, rows * dim, 3), randomArray(Float32Array, rows * dim, 1), w).then(
+        (g) => g.dx,
+      ),
     ];
     for (let i = 0; i < 5; i++) {
       gc();

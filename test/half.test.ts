@@ -12,7 +12,15 @@ import {
   toBFloat16,
   toFloat16,
 } from '../dist/index.js';
-import { maxRelError, randomArray, referenceLayerNorm, referenceRmsNorm, referenceRmsNormBackward, rng, thrownBy } from './reference';
+import {
+  maxRelError,
+  randomArray,
+  referenceLayerNorm,
+  referenceRmsNorm,
+  referenceRmsNormBackward,
+  rng,
+  thrownBy,
+} from './reference';
 
 type DType = 'bfloat16' | 'float16';
 
@@ -150,7 +158,27 @@ describe.each(DTYPES)('%s conversions', (dtype) => {
     const bits = new Uint32Array(200000);
     for (let i = 0; i < bits.length; i++) bits[i] = Math.floor(r() * 2 ** 32);
     const floats = new Float32Array(bits.buffer);
-    const specials = Float32Array.from([NaN, -NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45, 1e-40, 5.96e-8, 2.98e-8, 65504, 65519.99, 65520, 65536, 3.4028235e38, -3.4028235e38, 3.3895314e38, 3.3961e38]);
+    const specials = Float32Array.from([
+      NaN,
+      -NaN,
+      Infinity,
+      -Infinity,
+      0,
+      -0,
+      1e-45,
+      -1e-45,
+      1e-40,
+      5.96e-8,
+      2.98e-8,
+      65504,
+      65519.99,
+      65520,
+      65536,
+      3.4028235e38,
+      -3.4028235e38,
+      3.3895314e38,
+      3.3961e38,
+    ]);
     for (const input of [floats, specials]) {
       const got = encoders[dtype](input);
       for (let i = 0; i < input.length; i++) {
@@ -167,9 +195,15 @@ describe.each(DTYPES)('%s conversions', (dtype) => {
   it('writes into out, and refuses bad arguments', () => {
     const out = new Uint16Array(3);
     expect(encoders[dtype](Float32Array.from([1, 2, 3]), out)).toBe(out);
-    expect(() => encoders[dtype](new Float64Array(3) as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    expect(() => encoders[dtype](new Float32Array(3), new Uint16Array(2))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => decodersNative[dtype](new Uint16Array(2), new Float32Array(3))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => encoders[dtype](new Float64Array(3) as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    expect(() => encoders[dtype](new Float32Array(3), new Uint16Array(2))).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
+    expect(() => decodersNative[dtype](new Uint16Array(2), new Float32Array(3))).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
   });
 });
 
@@ -177,30 +211,40 @@ describe.each(DTYPES)('%s ops in fp32 mode: within one storage ulp of the float6
   const decode = decoders[dtype];
   const dec = (a: Uint16Array) => Array.from(a, decode);
 
-  it.each([1, 7, 16, 17, 97, 1536, 4097])('rmsNorm, dim %i, weight in the half type and in float32, bias, offset', (dim) => {
-    const rows = 3;
-    const x = randomHalf(dtype, rows * dim, dim);
-    const wHalf = randomHalf(dtype, dim, dim + 1, 0.5, 1.5);
-    const wF32 = randomArray(Float32Array, dim, dim + 2, 0.5, 1.5);
-    const bias = randomHalf(dtype, dim, dim + 3, -1, 1);
-    for (const [weight, opts] of [
-      [wHalf, {}],
-      [wF32, { partial: 0.5 }],
-      [wHalf, { bias, offset: 1 }],
-      [null, {}],
-    ] as const) {
-      const rstd = new Float32Array(rows);
-      const o = { dim, dtype, rstd, ...opts };
-      const y = rmsNorm(x, weight, o);
-      expect(y).toBeInstanceOf(Uint16Array);
-      const wd = weight instanceof Uint16Array ? dec(weight) : weight;
-      const bd = 'bias' in opts ? dec(opts.bias) : null;
-      const ref = referenceRmsNorm(dec(x), wd, { dim, bias: bd, offset: 'offset' in opts ? opts.offset : 0, partial: 'partial' in opts ? opts.partial : 1 });
-      const scale = bd ? Float64Array.from(ref.y, (v, i) => Math.abs(v - bd[i % dim]!) + Math.abs(bd[i % dim]!)) : undefined;
-      expect(maxHalfUlpError(dtype, y, ref.y, scale)).toBeLessThanOrEqual(1);
-      expect(maxRelError(rstd, ref.rstd)).toBeLessThan(1e-6);
-    }
-  });
+  it.each([1, 7, 16, 17, 97, 1536, 4097])(
+    'rmsNorm, dim %i, weight in the half type and in float32, bias, offset',
+    (dim) => {
+      const rows = 3;
+      const x = randomHalf(dtype, rows * dim, dim);
+      const wHalf = randomHalf(dtype, dim, dim + 1, 0.5, 1.5);
+      const wF32 = randomArray(Float32Array, dim, dim + 2, 0.5, 1.5);
+      const bias = randomHalf(dtype, dim, dim + 3, -1, 1);
+      for (const [weight, opts] of [
+        [wHalf, {}],
+        [wF32, { partial: 0.5 }],
+        [wHalf, { bias, offset: 1 }],
+        [null, {}],
+      ] as const) {
+        const rstd = new Float32Array(rows);
+        const o = { dim, dtype, rstd, ...opts };
+        const y = rmsNorm(x, weight, o);
+        expect(y).toBeInstanceOf(Uint16Array);
+        const wd = weight instanceof Uint16Array ? dec(weight) : weight;
+        const bd = 'bias' in opts ? dec(opts.bias) : null;
+        const ref = referenceRmsNorm(dec(x), wd, {
+          dim,
+          bias: bd,
+          offset: 'offset' in opts ? opts.offset : 0,
+          partial: 'partial' in opts ? opts.partial : 1,
+        });
+        const scale = bd
+          ? Float64Array.from(ref.y, (v, i) => Math.abs(v - bd[i % dim]!) + Math.abs(bd[i % dim]!))
+          : undefined;
+        expect(maxHalfUlpError(dtype, y, ref.y, scale)).toBeLessThanOrEqual(1);
+        expect(maxRelError(rstd, ref.rstd)).toBeLessThan(1e-6);
+      }
+    },
+  );
 
   it('layerNorm, addRmsNorm and both backward passes', () => {
     const dim = 97;
@@ -226,7 +270,14 @@ describe.each(DTYPES)('%s ops in fp32 mode: within one storage ulp of the float6
     expect(g.dx).toBeInstanceOf(Uint16Array);
     expect(g.dweight).toBeInstanceOf(Float32Array);
     const ref = referenceRmsNormBackward(dec(dy), dec(x), dec(w), { dim });
-    expect(maxHalfUlpError(dtype, g.dx, ref.dx, Float64Array.from(ref.dx, () => Math.max(...ref.dx.map(Math.abs))))).toBeLessThanOrEqual(1);
+    expect(
+      maxHalfUlpError(
+        dtype,
+        g.dx,
+        ref.dx,
+        Float64Array.from(ref.dx, () => Math.max(...ref.dx.map(Math.abs))),
+      ),
+    ).toBeLessThanOrEqual(1);
     expect(maxRelError(g.dweight!, ref.dweight)).toBeLessThan(1e-5);
     expect(maxRelError(g.dbias, ref.dbias)).toBeLessThan(1e-5);
     const h = layerNormBackward(dy, x, w, { dtype });
@@ -282,7 +333,13 @@ describe.each(DTYPES)("%s castMode 'llama' matches its scalar model bit for bit"
 
   // The rule (Hugging Face LlamaRMSNorm.forward with float32 compute): h = round_T(float32(x * rstd)), then
   // y = round_T(float32((offset + weight) * h)), where rstd is the float32 rstd the call reports.
-  function model(x: Uint16Array, weight: Uint16Array | Float32Array | null, rstd: Float32Array, dim: number, offset = 0): Uint16Array {
+  function model(
+    x: Uint16Array,
+    weight: Uint16Array | Float32Array | null,
+    rstd: Float32Array,
+    dim: number,
+    offset = 0,
+  ): Uint16Array {
     const y = new Uint16Array(x.length);
     for (let i = 0; i < x.length; i++) {
       const r = rstd[Math.floor(i / dim)]!;
@@ -299,14 +356,19 @@ describe.each(DTYPES)("%s castMode 'llama' matches its scalar model bit for bit"
   it.each([1, 16, 97, 2560, 4096])('dim %i', (dim) => {
     const rows = 3;
     const x = randomHalf(dtype, rows * dim, dim + 40, -4, 4);
-    for (const weight of [randomHalf(dtype, dim, dim + 41, 0.5, 1.5), randomArray(Float32Array, dim, dim + 42, 0.5, 1.5), null]) {
+    for (const weight of [
+      randomHalf(dtype, dim, dim + 41, 0.5, 1.5),
+      randomArray(Float32Array, dim, dim + 42, 0.5, 1.5),
+      null,
+    ]) {
       const rstd = new Float32Array(rows);
       const y = rmsNorm(x, weight, { dim, dtype, castMode: 'llama', rstd });
       expect(Array.from(y)).toEqual(Array.from(model(x, weight, rstd, dim)));
       // and fp32 mode differs from it only by the extra rounding (within one ulp)
       const fp32 = rmsNorm(x, weight, { dim, dtype });
       let far = 0;
-      for (let i = 0; i < y.length; i++) far = Math.max(far, Math.abs(decode(y[i]!) - decode(fp32[i]!)) / Math.abs(decode(fp32[i]!) || 1));
+      for (let i = 0; i < y.length; i++)
+        far = Math.max(far, Math.abs(decode(y[i]!) - decode(fp32[i]!)) / Math.abs(decode(fp32[i]!) || 1));
       expect(far).toBeLessThan(dtype === 'bfloat16' ? 2 ** -6 : 2 ** -9);
     }
   });
@@ -324,15 +386,69 @@ describe.each(DTYPES)("%s castMode 'llama' matches its scalar model bit for bit"
 describe('half-precision argument checks', () => {
   const x = new Uint16Array(8);
   it.each([
-    ['dtype missing', () => rmsNorm(x, null, { dim: 8 } as never), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.dtype".*'bfloat16' or 'float16'.*received undefined/],
-    ['dtype unknown', () => rmsNorm(x, null, { dim: 8, dtype: 'float8' as never }), TypeError, 'ERR_INVALID_ARG_VALUE', /"options.dtype"/],
-    ['dtype with float data', () => rmsNorm(new Float32Array(8), null, { dim: 8, dtype: 'bfloat16' } as never), TypeError, 'ERR_INVALID_ARG_VALUE', /applies to Uint16Array data only/],
-    ['castMode unknown', () => rmsNorm(x, null, { dim: 8, dtype: 'float16', castMode: 'fast' as never }), TypeError, 'ERR_INVALID_ARG_VALUE', /"options.castMode"/],
-    ['weight float64', () => rmsNorm(x, new Float64Array(8) as never, { dtype: 'float16' }), TypeError, 'ERR_INVALID_ARG_TYPE', /"weight".*Float32Array or Uint16Array/],
-    ['bias of another type than weight', () => rmsNorm(x, new Float32Array(8), { dtype: 'float16', bias: new Uint16Array(8) }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.bias".*Float32Array \(like the other parameters\)/],
-    ['rstd not float32', () => rmsNorm(x, null, { dim: 8, dtype: 'float16', rstd: new Uint16Array(1) as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.rstd".*Float32Array/],
-    ['out not half', () => rmsNorm(x, null, { dim: 8, dtype: 'float16', out: new Float32Array(8) as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.out".*Uint16Array/],
-    ['dweight not float32', () => rmsNormBackward(x, x, null, { dim: 8, dtype: 'bfloat16', dweight: new Uint16Array(8) as never }), TypeError, 'ERR_INVALID_ARG_TYPE', /"options.dweight".*Float32Array/],
+    [
+      'dtype missing',
+      () => rmsNorm(x, null, { dim: 8 } as never),
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      /"options.dtype".*'bfloat16' or 'float16'.*received undefined/,
+    ],
+    [
+      'dtype unknown',
+      () => rmsNorm(x, null, { dim: 8, dtype: 'float8' as never }),
+      TypeError,
+      'ERR_INVALID_ARG_VALUE',
+      /"options.dtype"/,
+    ],
+    [
+      'dtype with float data',
+      () => rmsNorm(new Float32Array(8), null, { dim: 8, dtype: 'bfloat16' } as never),
+      TypeError,
+      'ERR_INVALID_ARG_VALUE',
+      /applies to Uint16Array data only/,
+    ],
+    [
+      'castMode unknown',
+      () => rmsNorm(x, null, { dim: 8, dtype: 'float16', castMode: 'fast' as never }),
+      TypeError,
+      'ERR_INVALID_ARG_VALUE',
+      /"options.castMode"/,
+    ],
+    [
+      'weight float64',
+      () => rmsNorm(x, new Float64Array(8) as never, { dtype: 'float16' }),
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      /"weight".*Float32Array or Uint16Array/,
+    ],
+    [
+      'bias of another type than weight',
+      () => rmsNorm(x, new Float32Array(8), { dtype: 'float16', bias: new Uint16Array(8) }),
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      /"options.bias".*Float32Array \(like the other parameters\)/,
+    ],
+    [
+      'rstd not float32',
+      () => rmsNorm(x, null, { dim: 8, dtype: 'float16', rstd: new Uint16Array(1) as never }),
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      /"options.rstd".*Float32Array/,
+    ],
+    [
+      'out not half',
+      () => rmsNorm(x, null, { dim: 8, dtype: 'float16', out: new Float32Array(8) as never }),
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      /"options.out".*Uint16Array/,
+    ],
+    [
+      'dweight not float32',
+      () => rmsNormBackward(x, x, null, { dim: 8, dtype: 'bfloat16', dweight: new Uint16Array(8) as never }),
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      /"options.dweight".*Float32Array/,
+    ],
   ] as const)('%s', (_, call, type, code, message) => {
     const error = thrownBy(() => call());
     expect(error).toBeInstanceOf(type);
@@ -362,8 +478,13 @@ describe('half-precision parameters give the bits of the same values as float32'
       const res = to(randomArray(Float32Array, rows * dim, 53 + rows));
       const o = { dtype, castMode } as const;
       const bits = (a: Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-      const same = (h: Uint16Array, f: Uint16Array, what: string) => expect(bits(h).equals(bits(f)), `${what}, ${rows} rows`).toBe(true);
-      same(rmsNorm(x, wh, { ...o, bias: bh, offset: 0.5 }), rmsNorm(x, w32, { ...o, bias: b32, offset: 0.5 }), 'rmsNorm');
+      const same = (h: Uint16Array, f: Uint16Array, what: string) =>
+        expect(bits(h).equals(bits(f)), `${what}, ${rows} rows`).toBe(true);
+      same(
+        rmsNorm(x, wh, { ...o, bias: bh, offset: 0.5 }),
+        rmsNorm(x, w32, { ...o, bias: b32, offset: 0.5 }),
+        'rmsNorm',
+      );
       same(layerNorm(x, wh, bh, o), layerNorm(x, w32, b32, o), 'layerNorm');
       const r1 = res.slice();
       const r2 = res.slice();

@@ -24,15 +24,27 @@ describe('RMSNorm module', () => {
     const x = randomArray(Float32Array, 3 * dim, 3);
     const dy = randomArray(Float32Array, 3 * dim, 4);
     const y = m.forward(x);
-    expect(Array.from(y)).toEqual(Array.from(rmsNorm(x, m.weight as Float32Array, { bias: m.bias as Float32Array, partial: 0.5, eps: 1e-6 })));
+    expect(Array.from(y)).toEqual(
+      Array.from(rmsNorm(x, m.weight as Float32Array, { bias: m.bias as Float32Array, partial: 0.5, eps: 1e-6 })),
+    );
     const dx = m.backward(dy);
     const ref = rmsNormBackward(dy, x, m.weight as Float32Array, { partial: 0.5, eps: 1e-6 });
     expect(maxRelError(dx, ref.dx)).toBeLessThan(1e-6);
     expect(maxRelError(m.weightGrad!, ref.dweight!)).toBeLessThan(1e-6);
     m.forward(x);
     m.backward(dy);
-    expect(maxRelError(m.weightGrad!, ref.dweight!.map((v) => 2 * v))).toBeLessThan(1e-6);
-    expect(maxRelError(m.biasGrad!, ref.dbias.map((v) => 2 * v))).toBeLessThan(1e-6);
+    expect(
+      maxRelError(
+        m.weightGrad!,
+        ref.dweight!.map((v) => 2 * v),
+      ),
+    ).toBeLessThan(1e-6);
+    expect(
+      maxRelError(
+        m.biasGrad!,
+        ref.dbias.map((v) => 2 * v),
+      ),
+    ).toBeLessThan(1e-6);
     m.zeroGrad();
     expect(Array.from(m.weightGrad!).every((v) => v === 0)).toBe(true);
     expect(Array.from(m.biasGrad!).every((v) => v === 0)).toBe(true);
@@ -73,7 +85,9 @@ describe('LayerNorm module', () => {
     m.weight!.set(randomArray(Float64Array, dim, 7, 0.5, 1.5));
     const x = randomArray(Float64Array, 4 * dim, 8);
     const dy = randomArray(Float64Array, 4 * dim, 9);
-    expect(Array.from(m.forward(x))).toEqual(Array.from(layerNorm(x, m.weight as Float64Array, m.bias as Float64Array)));
+    expect(Array.from(m.forward(x))).toEqual(
+      Array.from(layerNorm(x, m.weight as Float64Array, m.bias as Float64Array)),
+    );
     const dx = m.backward(dy);
     const ref = layerNormBackward(dy, x, m.weight as Float64Array);
     expect(maxRelError(dx, ref.dx)).toBeLessThan(1e-13);

@@ -26,10 +26,19 @@ const gradTolerance = (T: Ctor) => (T === Float32Array ? 2e-6 : 1e-12);
  * (|x| + |mean|) * rstd * |w| + |b|: the scale each LayerNorm output's rounding is relative to (x - mean is
  * known to a unit in the last place of the larger of the two).
  */
-function lnScale(x: FloatArray, w: FloatArray | null, b: FloatArray | null, mean: Float64Array, rstd: Float64Array, dim: number) {
+function lnScale(
+  x: FloatArray,
+  w: FloatArray | null,
+  b: FloatArray | null,
+  mean: Float64Array,
+  rstd: Float64Array,
+  dim: number,
+) {
   return Float64Array.from(x, (v, i) => {
     const r = Math.floor(i / dim);
-    return (Math.abs(v) + Math.abs(mean[r]!)) * rstd[r]! * (w ? Math.abs(w[i % dim]!) : 1) + (b ? Math.abs(b[i % dim]!) : 0);
+    return (
+      (Math.abs(v) + Math.abs(mean[r]!)) * rstd[r]! * (w ? Math.abs(w[i % dim]!) : 1) + (b ? Math.abs(b[i % dim]!) : 0)
+    );
   });
 }
 
@@ -41,13 +50,26 @@ describe.each(TYPES)('layerNorm %s', (T) => {
     const x = randomArray(T, rows * dim, dim + 100, -3, 5);
     const w = randomArray(T, dim, dim + 101, 0.5, 1.5);
     const b = randomArray(T, dim, dim + 102, -1, 1);
-    for (const [weight, bias] of [[w, b], [w, null], [null, b], [null, null]] as const) {
+    for (const [weight, bias] of [
+      [w, b],
+      [w, null],
+      [null, b],
+      [null, null],
+    ] as const) {
       const mean = new T(rows);
       const rstd = new T(rows);
       const y = layerNorm(x, weight, bias, { dim, mean, rstd });
       const ref = referenceLayerNorm(x, weight, bias, { dim });
-      expect(maxUlpError(y, ref.y, lnScale(x, weight, bias, ref.mean, ref.rstd, dim))).toBeLessThanOrEqual(ulpBudget(T));
-      expect(maxUlpError(mean, new T(ref.mean), Float64Array.from(ref.mean, (m, r) => Math.abs(m) + 1 / ref.rstd[r]!))).toBeLessThanOrEqual(ulpBudget(T));
+      expect(maxUlpError(y, ref.y, lnScale(x, weight, bias, ref.mean, ref.rstd, dim))).toBeLessThanOrEqual(
+        ulpBudget(T),
+      );
+      expect(
+        maxUlpError(
+          mean,
+          new T(ref.mean),
+          Float64Array.from(ref.mean, (m, r) => Math.abs(m) + 1 / ref.rstd[r]!),
+        ),
+      ).toBeLessThanOrEqual(ulpBudget(T));
       expect(maxUlpError(rstd, new T(ref.rstd))).toBeLessThanOrEqual(ulpBudget(T));
     }
   });
@@ -96,7 +118,10 @@ describe.each(TYPES)('layerNorm %s', (T) => {
       const x = randomArray(T, 2 * dim, 5, -1, 1).map((v) => v * scale);
       const y = layerNorm(x, null, null, { dim, eps: 0 });
       const ref = referenceLayerNorm(x, null, null, { dim, eps: 0 });
-      expect(maxUlpError(y, ref.y, lnScale(x, null, null, ref.mean, ref.rstd, dim)), `scale ${scale}`).toBeLessThanOrEqual(ulpBudget(T));
+      expect(
+        maxUlpError(y, ref.y, lnScale(x, null, null, ref.mean, ref.rstd, dim)),
+        `scale ${scale}`,
+      ).toBeLessThanOrEqual(ulpBudget(T));
     }
   });
 
@@ -105,7 +130,10 @@ describe.each(TYPES)('layerNorm %s', (T) => {
     for (const v of values) {
       // Exactly zero: the mean of a constant row is the constant itself (see also "extreme rows" below).
       const y = layerNorm(new T(8).fill(v), null, null, { dim: 8 });
-      expect(Array.from(y).every((u) => u === 0), `${v}: ${Array.from(y)}`).toBe(true);
+      expect(
+        Array.from(y).every((u) => u === 0),
+        `${v}: ${Array.from(y)}`,
+      ).toBe(true);
     }
   });
 
@@ -133,7 +161,13 @@ describe.each(TYPES)('addRmsNorm %s', (T) => {
       const ref = referenceRmsNorm(sum, w, { dim, ...opts });
       expect(maxUlpError(rstd, new T(ref.rstd))).toBeLessThanOrEqual(ulpBudget(T));
       const separate = rmsNorm(sum, w, opts);
-      expect(maxUlpError(y, separate, Float64Array.from(separate, (v, i) => Math.abs(v) + ('bias' in opts ? Math.abs(bias[i % dim]!) : 0)))).toBeLessThanOrEqual(ulpBudget(T));
+      expect(
+        maxUlpError(
+          y,
+          separate,
+          Float64Array.from(separate, (v, i) => Math.abs(v) + ('bias' in opts ? Math.abs(bias[i % dim]!) : 0)),
+        ),
+      ).toBeLessThanOrEqual(ulpBudget(T));
     }
   });
 
@@ -153,7 +187,9 @@ describe.each(TYPES)('addRmsNorm %s', (T) => {
     const dim = 8;
     const buf = randomArray(T, 4 * dim, 3);
     const before = Array.from(buf);
-    expect(() => addRmsNorm(buf.subarray(0, dim), buf.subarray(0, dim), null, { dim })).toThrow(/"residual" argument must not overlap "x"/);
+    expect(() => addRmsNorm(buf.subarray(0, dim), buf.subarray(0, dim), null, { dim })).toThrow(
+      /"residual" argument must not overlap "x"/,
+    );
     const res = buf.subarray(dim, 2 * dim);
     expect(() => addRmsNorm(buf.subarray(0, dim), res, null, { dim, out: res })).toThrow(/must not overlap/);
     expect(Array.from(buf)).toEqual(before);
@@ -201,8 +237,18 @@ describe.each(TYPES)('rmsNormBackward %s', (T) => {
     expect(inPlace.dx).toBe(dyCopy);
     expect(inPlace.dweight).toBe(dweight);
     expect(Array.from(dyCopy)).toEqual(Array.from(fresh.dx));
-    expect(maxRelError(dweight, fresh.dweight!.map((v) => v + 1))).toBeLessThan(gradTolerance(T));
-    expect(maxRelError(dbias, fresh.dbias.map((v) => v + 2))).toBeLessThan(gradTolerance(T));
+    expect(
+      maxRelError(
+        dweight,
+        fresh.dweight!.map((v) => v + 1),
+      ),
+    ).toBeLessThan(gradTolerance(T));
+    expect(
+      maxRelError(
+        dbias,
+        fresh.dbias.map((v) => v + 2),
+      ),
+    ).toBeLessThan(gradTolerance(T));
     // Without accumulate the buffers are overwritten.
     rmsNormBackward(dy, x, w, { dweight, dbias });
     expect(Array.from(dweight)).toEqual(Array.from(fresh.dweight!));
@@ -249,7 +295,8 @@ describe.each(TYPES)('layerNormBackward %s', (T) => {
         const ref = referenceLayerNormBackward(dy, x, weight, { dim, eps });
         // dx = rstd * (g - mean(g) - xhat * mean(g xhat)) can cancel to far below its terms (entirely for dim
         // 1 and 2): its error is relative to the terms' size.
-        const termScale = maxAbs(dy) * (weight ? maxAbs(weight) : 1) * maxAbs(referenceLayerNorm(x, null, null, { dim, eps }).rstd);
+        const termScale =
+          maxAbs(dy) * (weight ? maxAbs(weight) : 1) * maxAbs(referenceLayerNorm(x, null, null, { dim, eps }).rstd);
         expect(maxRelError(g.dx, ref.dx, termScale)).toBeLessThan(gradTolerance(T) * 4);
         expect(maxRelError(g.dbias, ref.dbias)).toBeLessThan(gradTolerance(T));
         if (weight) expect(maxRelError(g.dweight!, ref.dweight)).toBeLessThan(gradTolerance(T));
@@ -273,13 +320,30 @@ describe.each(TYPES)('layerNormBackward %s', (T) => {
 // Rows whose intermediates leave the element type where the outputs do not, constant rows and rows of
 // subnormals: inputs the kernels once got wrong (README, "Numerical contract").
 describe('extreme rows: every finite output within the contract', () => {
-  type Opts = { dim?: number; eps?: number; partial?: number; bias?: FloatArray; offset?: number; out?: FloatArray; rstd?: FloatArray };
+  type Opts = {
+    dim?: number;
+    eps?: number;
+    partial?: number;
+    bias?: FloatArray;
+    offset?: number;
+    out?: FloatArray;
+    rstd?: FloatArray;
+  };
   type F64Opts = Parameters<typeof rmsNorm<Float64Array>>[2];
   type Op = (x: FloatArray, w: FloatArray | null, o: Opts) => FloatArray;
   // addRmsNorm of x onto a zero residual normalizes x itself: both forms are checked.
   const forms: [string, Op][] = [
     ['rmsNorm', (x, w, o) => rmsNorm(x as Float64Array, w as Float64Array | null, o as F64Opts)],
-    ['addRmsNorm', (x, w, o) => addRmsNorm(x as Float64Array, new (x.constructor as Ctor)(x.length) as Float64Array, w as Float64Array | null, o as F64Opts)],
+    [
+      'addRmsNorm',
+      (x, w, o) =>
+        addRmsNorm(
+          x as Float64Array,
+          new (x.constructor as Ctor)(x.length) as Float64Array,
+          w as Float64Array | null,
+          o as F64Opts,
+        ),
+    ],
   ];
 
   it.each(forms)('%s, float32, partial < 1: a value past the first k whose x * rstd is beyond 3.4e38', (_, op) => {
@@ -324,11 +388,22 @@ describe('extreme rows: every finite output within the contract', () => {
     x[3] = -1e300;
     const w = new Float64Array(256).fill(1e-30);
     const y = op(x, w, { partial: 1e-6, eps: 1e-12 });
-    expect(maxUlpError(y, Array.from(x, (v, i) => v * (w[i]! / Math.sqrt(1e-12))))).toBeLessThanOrEqual(4);
+    expect(
+      maxUlpError(
+        y,
+        Array.from(x, (v, i) => v * (w[i]! / Math.sqrt(1e-12))),
+      ),
+    ).toBeLessThanOrEqual(4);
   });
 
   /** (|x| rstd + |mean| rstd) |w| + |b|: the scale of each LayerNorm output's rounding, with no overflow on the way. */
-  const lnScaleOf = (x: FloatArray, w: FloatArray | null, b: FloatArray | null, ref: { mean: Float64Array; rstd: Float64Array }, dim: number) =>
+  const lnScaleOf = (
+    x: FloatArray,
+    w: FloatArray | null,
+    b: FloatArray | null,
+    ref: { mean: Float64Array; rstd: Float64Array },
+    dim: number,
+  ) =>
     Float64Array.from(x, (v, i) => {
       const r = Math.floor(i / dim);
       const centered = Math.abs(v) * ref.rstd[r]! + Math.abs(ref.mean[r]!) * ref.rstd[r]!;
@@ -344,14 +419,23 @@ describe('extreme rows: every finite output within the contract', () => {
     for (let i = 0; i < dim; i++) x[2 * dim + i] = max * (0.9 + (0.1 * ((i * 104729) % 1000)) / 1000); // the sum overflows float64
     const w = randomArray(T, dim, 44, 0.5, 1.5);
     const b = randomArray(T, dim, 45, -1, 1);
-    for (const [weight, bias] of [[null, null], [w, b]] as const) {
+    for (const [weight, bias] of [
+      [null, null],
+      [w, b],
+    ] as const) {
       const mean = new T(3);
       const rstd = new T(3);
       const y = layerNorm(x, weight, bias, { dim, mean, rstd });
       const ref = referenceLayerNorm(x, weight, bias, { dim });
       if (!weight) expect(Math.abs(y[0]! / Math.sqrt(999) - 1)).toBeLessThan(1e-6);
       expect(maxUlpError(y, ref.y, lnScaleOf(x, weight, bias, ref, dim))).toBeLessThanOrEqual(ulpBudget(T));
-      expect(maxUlpError(mean, new T(ref.mean), Float64Array.from(ref.mean, (m) => Math.abs(m) + max))).toBeLessThanOrEqual(ulpBudget(T));
+      expect(
+        maxUlpError(
+          mean,
+          new T(ref.mean),
+          Float64Array.from(ref.mean, (m) => Math.abs(m) + max),
+        ),
+      ).toBeLessThanOrEqual(ulpBudget(T));
       expect(maxUlpError(rstd, new T(ref.rstd))).toBeLessThanOrEqual(ulpBudget(T));
     }
     // Four values: max + max overflows float64's sum, and max - (-max) either type's x - mean.
@@ -361,37 +445,45 @@ describe('extreme rows: every finite output within the contract', () => {
     expect(maxUlpError(y4, ref4.y, lnScaleOf(four, null, null, ref4, 4))).toBeLessThanOrEqual(ulpBudget(T));
   });
 
-  it.each(TYPES)('layerNorm of rows of %s subnormals keeps the fraction of the mean below the smallest subnormal', (T) => {
-    const f32 = T === Float32Array;
-    const subExp = f32 ? -149 : -1074;
-    const dim = 97;
-    const r = rng(46);
-    // Rows of integer multiples k_i of the smallest subnormal, so that exact outputs follow from integers:
-    // x - mean = (n k_i - sum k) / n units, var + eps is var (eps 0) or eps (var is below 1e-70).
-    const rows = [[1, 2, 4], [1, 3, 4], Array.from({ length: dim }, () => Math.round((r() * 2 - 1) * 2 ** 20))];
-    const w = randomArray(T, dim, 47, 0.5, 1.5);
-    for (const k of rows) {
-      const n = k.length;
-      const x = new T(k.map((v) => v * 2 ** (subExp + 60) * 2 ** -60));
-      const sum = k.reduce((a, v) => a + v, 0);
-      const dev = k.map((v) => n * v - sum); // exact: far below 2^53
-      const sd = Math.sqrt(dev.reduce((a, d) => a + d * d, 0) / n);
-      for (const eps of [0, 1e-5]) {
-        for (const weight of [null, w.subarray(0, n)]) {
-          const y = layerNorm(x, weight, null, { dim: n, eps });
-          const want = dev.map((d, i) => {
-            const v = (eps === 0 ? d / sd : (d / n / Math.sqrt(eps)) * 2 ** (subExp + 60) * 2 ** -60) * (weight ? weight[i]! : 1);
-            return f32 ? Math.fround(v) : v;
-          });
-          // With eps 0 the outputs are O(1): within the budget of the row's largest. With eps 1e-5 they are
-          // x / sqrt(eps), subnormal or nearly: within a unit or two of the smallest subnormal.
-          const scale = eps === 0 ? new Float64Array(n).fill(Math.max(...want.map(Math.abs))) : undefined;
-          const budgetHere = eps === 0 ? ulpBudget(T) : 2;
-          expect(maxUlpError(y, want, scale), `${T.name} n ${n} eps ${eps}: ${Array.from(y)} vs ${want}`).toBeLessThanOrEqual(budgetHere);
+  it.each(TYPES)(
+    'layerNorm of rows of %s subnormals keeps the fraction of the mean below the smallest subnormal',
+    (T) => {
+      const f32 = T === Float32Array;
+      const subExp = f32 ? -149 : -1074;
+      const dim = 97;
+      const r = rng(46);
+      // Rows of integer multiples k_i of the smallest subnormal, so that exact outputs follow from integers:
+      // x - mean = (n k_i - sum k) / n units, var + eps is var (eps 0) or eps (var is below 1e-70).
+      const rows = [[1, 2, 4], [1, 3, 4], Array.from({ length: dim }, () => Math.round((r() * 2 - 1) * 2 ** 20))];
+      const w = randomArray(T, dim, 47, 0.5, 1.5);
+      for (const k of rows) {
+        const n = k.length;
+        const x = new T(k.map((v) => v * 2 ** (subExp + 60) * 2 ** -60));
+        const sum = k.reduce((a, v) => a + v, 0);
+        const dev = k.map((v) => n * v - sum); // exact: far below 2^53
+        const sd = Math.sqrt(dev.reduce((a, d) => a + d * d, 0) / n);
+        for (const eps of [0, 1e-5]) {
+          for (const weight of [null, w.subarray(0, n)]) {
+            const y = layerNorm(x, weight, null, { dim: n, eps });
+            const want = dev.map((d, i) => {
+              const v =
+                (eps === 0 ? d / sd : (d / n / Math.sqrt(eps)) * 2 ** (subExp + 60) * 2 ** -60) *
+                (weight ? weight[i]! : 1);
+              return f32 ? Math.fround(v) : v;
+            });
+            // With eps 0 the outputs are O(1): within the budget of the row's largest. With eps 1e-5 they are
+            // x / sqrt(eps), subnormal or nearly: within a unit or two of the smallest subnormal.
+            const scale = eps === 0 ? new Float64Array(n).fill(Math.max(...want.map(Math.abs))) : undefined;
+            const budgetHere = eps === 0 ? ulpBudget(T) : 2;
+            expect(
+              maxUlpError(y, want, scale),
+              `${T.name} n ${n} eps ${eps}: ${Array.from(y)} vs ${want}`,
+            ).toBeLessThanOrEqual(budgetHere);
+          }
         }
       }
-    }
-  });
+    },
+  );
 
   it.each(TYPES)('layerNorm of constant %s rows: exactly 0 with eps > 0, however small, and NaN with eps 0', (T) => {
     const values =
@@ -405,10 +497,15 @@ describe('extreme rows: every finite output within the contract', () => {
         for (const eps of [1e-5, 2.17e-169, 5e-324]) {
           const mean = new T(1);
           const y = layerNorm(x, w, null, { dim, eps, mean });
-          expect(Array.from(y).every((u) => u === 0), `${v} dim ${dim} eps ${eps}: ${y[0]}`).toBe(true);
+          expect(
+            Array.from(y).every((u) => u === 0),
+            `${v} dim ${dim} eps ${eps}: ${y[0]}`,
+          ).toBe(true);
           expect(mean[0]).toBe(T === Float32Array ? Math.fround(v) : v);
         }
-        expect(Array.from(layerNorm(x, null, null, { dim, eps: 0 })).every(Number.isNaN), `${v} dim ${dim} eps 0`).toBe(true);
+        expect(Array.from(layerNorm(x, null, null, { dim, eps: 0 })).every(Number.isNaN), `${v} dim ${dim} eps 0`).toBe(
+          true,
+        );
       }
     }
   });

@@ -7,8 +7,10 @@ import fc from 'fast-check';
 
 export const runs = Number(process.env.RMSNORM_PROPERTY_RUNS ?? 40);
 export const seed = Number(process.env.RMSNORM_PROPERTY_SEED ?? 0x5eed0007);
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`RMSNORM_PROPERTY_RUNS must be a positive integer, got ${process.env.RMSNORM_PROPERTY_RUNS}`);
-if (!Number.isInteger(seed)) throw new Error(`RMSNORM_PROPERTY_SEED must be an integer, got ${process.env.RMSNORM_PROPERTY_SEED}`);
+if (!Number.isInteger(runs) || runs < 1)
+  throw new Error(`RMSNORM_PROPERTY_RUNS must be a positive integer, got ${process.env.RMSNORM_PROPERTY_RUNS}`);
+if (!Number.isInteger(seed))
+  throw new Error(`RMSNORM_PROPERTY_SEED must be an integer, got ${process.env.RMSNORM_PROPERTY_SEED}`);
 
 /** fast-check parameters of one property: its own seed (derived from its name), the configured run count. */
 export function params(name: string, scale = 1): fc.Parameters<unknown> {

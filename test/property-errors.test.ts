@@ -18,7 +18,10 @@ import { randomArray, type FloatArray } from './reference';
 import { nativeRequested } from './setup';
 
 afterAll(() => {
-  if (process.env.RMSNORM_PROPERTY_REPORT) console.log(`property-errors.test.ts (${process.env.RMSNORM_TEST_BACKEND}, seed ${seed}, ${runs} runs): ${JSON.stringify(tally)}`);
+  if (process.env.RMSNORM_PROPERTY_REPORT)
+    console.log(
+      `property-errors.test.ts (${process.env.RMSNORM_TEST_BACKEND}, seed ${seed}, ${runs} runs): ${JSON.stringify(tally)}`,
+    );
 });
 
 type Code = 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE' | 'ERR_INVALID_ARG_VALUE';
@@ -149,17 +152,20 @@ function defectArb(op: Op): fc.Arbitrary<{ defect: Defect; r: number }> {
       apply: (c: Call, T: Ctor, dim: number, rows: number) => {
         const names = arrayOptions(op);
         const name = names[r % names.length]!;
-        const len = (c.opts[name] as FloatArray | undefined)?.length ?? (name === 'rstd' || name === 'mean' ? rows : dim);
+        const len =
+          (c.opts[name] as FloatArray | undefined)?.length ?? (name === 'rstd' || name === 'mean' ? rows : dim);
         if (r % 3 === 0 && c.args[weightPosition(op)]) c.args[weightPosition(op)] = new (other(T))(dim);
         else c.opts[name] = new (other(T))(len);
         return true;
       },
     })),
-    fc.constantFrom<unknown>(1, 'opts', true, [], 10n, Symbol('o'), () => ({})).map((v) => ({
-      what: 'options is not an object',
-      code: 'ERR_INVALID_ARG_TYPE' as Code,
-      apply: (c: Call) => ((c.args[optionsPosition(op)] = v), true),
-    })),
+    fc
+      .constantFrom<unknown>(1, 'opts', true, [], 10n, Symbol('o'), () => ({}))
+      .map((v) => ({
+        what: 'options is not an object',
+        code: 'ERR_INVALID_ARG_TYPE' as Code,
+        apply: (c: Call) => ((c.args[optionsPosition(op)] = v), true),
+      })),
     fc.tuple(notANumber, fc.nat()).map(([v, r]) => ({
       what: 'a numeric option of another type',
       code: 'ERR_INVALID_ARG_TYPE' as Code,
@@ -222,7 +228,8 @@ function defectArb(op: Op): fc.Arbitrary<{ defect: Defect; r: number }> {
         // Any array but the first, which sets the shape: the options' arrays, the weight, and the other
         // positional arrays (residual, backward's x, layerNorm's bias).
         const slots: [Record<string | number, unknown>, string | number][] = arrayOptions(op).map((n) => [c.opts, n]);
-        for (let i = 1; i < optionsPosition(op); i++) if (c.args[i]) slots.push([c.args as unknown as Record<number, unknown>, i]);
+        for (let i = 1; i < optionsPosition(op); i++)
+          if (c.args[i]) slots.push([c.args as unknown as Record<number, unknown>, i]);
         const [holder, key] = slots[r % slots.length]!;
         const a = holder[key] as FloatArray | undefined;
         const len = (a?.length ?? 1) + delta;
@@ -268,7 +275,7 @@ function defectArb(op: Op): fc.Arbitrary<{ defect: Defect; r: number }> {
           () => (isBackward(op) ? false : ((c.opts.rstd = view(r % n, rows)), true)),
           // residual may not even be exactly x.
           () => (op === 'addRmsNorm' ? ((c.args[1] = view(n > 1 ? r % n : 0, n)), true) : false),
-          () => (isBackward(op) ? ((c.opts.dweight = c.opts.dbias = (c.opts.dbias as FloatArray)), true) : false),
+          () => (isBackward(op) ? ((c.opts.dweight = c.opts.dbias = c.opts.dbias as FloatArray), true) : false),
         ];
         return choices[r % choices.length]!();
       },
@@ -294,9 +301,14 @@ async function outcome(call: Call, sync: boolean): Promise<{ error: unknown; rej
   try {
     promise = invoke(call, false);
   } catch (error) {
-    return { error: new Error(`the async form threw synchronously: ${(error as Error).message}`), rejected: false, returned: undefined };
+    return {
+      error: new Error(`the async form threw synchronously: ${(error as Error).message}`),
+      rejected: false,
+      returned: undefined,
+    };
   }
-  if (!(promise instanceof Promise)) return { error: new Error('the async form did not return a promise'), rejected: false, returned: promise };
+  if (!(promise instanceof Promise))
+    return { error: new Error('the async form did not return a promise'), rejected: false, returned: promise };
   try {
     return { error: undefined, rejected: false, returned: await promise };
   } catch (error) {
@@ -331,7 +343,8 @@ describe.each(TYPES)('%s: bad calls through the public API', (T) => {
           expect(error.code, `${context}: ${error.message}`).toBe(d.defect.code);
           expect(error.message, context).toMatch(/^The "[^"]+" argument /);
           if (!sync) expect(result.rejected, context).toBe(true);
-          for (const { name, a, before } of call.arrays) expect(snapshot(a), `${context}: ${name} was written`).toBe(before);
+          for (const { name, a, before } of call.arrays)
+            expect(snapshot(a), `${context}: ${name} was written`).toBe(before);
         },
       ),
       params(`errors ${op} ${T.name}`, 2),
@@ -345,7 +358,10 @@ describe.each(TYPES)('%s: bad calls through the public API', (T) => {
 const binding = nativeRequested ? load().binding : null;
 
 /** The rules, from lib/validate.ts's point of view, for the positional native arguments (see binding.d.ts). */
-const SLOTS: Record<Op, { name: string; len: 'n' | 'dim' | 'rows'; nullable: boolean; output: boolean; inPlace?: number }[]> = {
+const SLOTS: Record<
+  Op,
+  { name: string; len: 'n' | 'dim' | 'rows'; nullable: boolean; output: boolean; inPlace?: number }[]
+> = {
   rmsNorm: [
     { name: 'x', len: 'n', nullable: false, output: false },
     { name: 'weight', len: 'dim', nullable: true, output: false },
@@ -400,7 +416,17 @@ const SCALARS: Record<Op, ('dim' | 'eps' | 'offset' | 'partial' | 'accumulate' |
 const isFloat = (v: unknown): v is FloatArray => v instanceof Float32Array || v instanceof Float64Array;
 /** The typed arrays the native entry points take: float data, or Uint16Array (half-precision) data and params. */
 const isTyped = (v: unknown): v is FloatArray | Uint16Array => isFloat(v) || v instanceof Uint16Array;
-const isDetached = (a: FloatArray | Uint16Array) => a.length === 0 && a.buffer.byteLength === 0 && (() => { try { new Uint8Array(a.buffer); return false; } catch { return true; } })();
+const isDetached = (a: FloatArray | Uint16Array) =>
+  a.length === 0 &&
+  a.buffer.byteLength === 0 &&
+  (() => {
+    try {
+      new Uint8Array(a.buffer);
+      return false;
+    } catch {
+      return true;
+    }
+  })();
 
 function expectedNative(op: Op, args: unknown[]): Code | null {
   const slots = SLOTS[op];
@@ -458,7 +484,8 @@ function expectedNative(op: Op, args: unknown[]): Code | null {
   }
   if (first.length % dim !== 0) return 'ERR_OUT_OF_RANGE';
   const want = { n: first.length, dim, rows: first.length / dim };
-  for (let i = 1; i < slots.length; i++) if (isTyped(args[i]) && (args[i] as FloatArray).length !== want[slots[i]!.len]) return 'ERR_OUT_OF_RANGE';
+  for (let i = 1; i < slots.length; i++)
+    if (isTyped(args[i]) && (args[i] as FloatArray).length !== want[slots[i]!.len]) return 'ERR_OUT_OF_RANGE';
   for (let o = 0; o < slots.length; o++) {
     const out = args[o];
     if (!slots[o]!.output || !isTyped(out) || out.byteLength === 0) continue;
@@ -485,8 +512,17 @@ function nativeArgs(op: Op, T: Ctor) {
       kinds: fc.array(fc.nat(99), { minLength: slots.length, maxLength: slots.length }),
       placement: fc.array(fc.tuple(fc.boolean(), fc.nat(12)), { minLength: slots.length, maxLength: slots.length }),
       scalarKinds: fc.array(fc.nat(99), { minLength: scalars.length, maxLength: scalars.length }),
-      numbers: fc.array(fc.oneof(fc.constantFrom(0, -1, 0.5, 1, 1.5, 2 ** 32, NaN, Infinity, -Infinity), fc.double()), { minLength: scalars.length, maxLength: scalars.length }),
-      bad: fc.array(fc.oneof(notANumber, notAnArray.map((f) => f())), { minLength: slots.length + scalars.length, maxLength: slots.length + scalars.length }),
+      numbers: fc.array(fc.oneof(fc.constantFrom(0, -1, 0.5, 1, 1.5, 2 ** 32, NaN, Infinity, -Infinity), fc.double()), {
+        minLength: scalars.length,
+        maxLength: scalars.length,
+      }),
+      bad: fc.array(
+        fc.oneof(
+          notANumber,
+          notAnArray.map((f) => f()),
+        ),
+        { minLength: slots.length + scalars.length, maxLength: slots.length + scalars.length },
+      ),
       arity: fc.oneof({ weight: 12, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-1, 1, 5) }),
       clean: fc.boolean(), // every piece well-formed (arrays may still alias): mostly valid calls
     })
@@ -535,61 +571,70 @@ function nativeArgs(op: Op, T: Ctor) {
 
 if (binding) {
   describe.each(TYPES)('%s: the native entry points, called directly', (T) => {
-    it.each(OPS)('%s: the code the rules give, never a crash, nothing written on error, the fallback result otherwise', async (op) => {
-      const native = binding as unknown as Record<string, (...a: unknown[]) => unknown>;
-      const js = fallback as unknown as Record<string, (...a: unknown[]) => unknown>;
-      await fc.assert(
-        fc.asyncProperty(nativeArgs(op, T), fc.boolean(), async (args, sync) => {
-          const want = expectedNative(op, args);
-          const arrays = [...new Set(args.filter((a) => isTyped(a) && !isDetached(a)).map((a) => (a as FloatArray).buffer))].map((b) => new Uint8Array(b as ArrayBuffer));
-          const before = arrays.map((a) => Buffer.from(a).toString('base64'));
-          // The fallback's result on copies, for valid calls.
-          let expected: FloatArray[] | null = null;
-          if (!want) {
-            // Copies of the buffers, with every view recreated on its buffer's copy: views that share memory
-            // (in place, or inputs over one buffer) still share it.
-            const buffers = new Map<ArrayBufferLike, ArrayBuffer>();
-            const copies = args.map((a) => {
-              if (!isFloat(a)) return a;
-              if (!buffers.has(a.buffer)) buffers.set(a.buffer, (a.buffer as ArrayBuffer).slice(0));
-              return new (a.constructor as Ctor)(buffers.get(a.buffer)!, a.byteOffset, a.length);
-            });
-            js[op]!(...copies);
-            expected = copies.filter(isFloat);
-          }
-          let error: unknown;
-          try {
-            const r = sync ? native[op]!(...args) : native[`${op}Async`]!(...args);
-            if (!sync) await r;
-          } catch (e) {
-            error = e;
-          }
-          count(`native ${want ?? 'valid'} calls`);
-          if (want) {
-            expect(error, `native ${op}: expected ${want}`).toBeInstanceOf(want === 'ERR_OUT_OF_RANGE' ? RangeError : TypeError);
-            expect((error as { code: string }).code, (error as Error).message).toBe(want);
-            arrays.forEach((a, i) => expect(Buffer.from(a).toString('base64'), `native ${op}: wrote after ${want}`).toBe(before[i]));
-            return;
-          }
-          expect(error, `native ${op}: a valid call threw`).toBeUndefined();
-          const got = args.filter(isFloat);
-          got.forEach((a, i) => {
-            const e = expected![i]!;
-            let scale = 1;
-            for (const v of e) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
-            for (let j = 0; j < a.length; j++) {
-              // Exact agreement, a small difference, or both not finite (degenerate scalars such as eps 0 on a
-              // zero row give NaN or an infinity, and which one may differ between the two).
-              const ok =
-                a[j] === e[j] ||
-                Math.abs(a[j]! - e[j]!) <= (T === Float32Array ? 1e-5 : 1e-12) * scale ||
-                (!Number.isFinite(a[j]!) && !Number.isFinite(e[j]!));
-              if (!ok) expect.fail(`native ${op}: array ${i}[${j}] = ${a[j]}, the fallback gives ${e[j]}`);
+    it.each(OPS)(
+      '%s: the code the rules give, never a crash, nothing written on error, the fallback result otherwise',
+      async (op) => {
+        const native = binding as unknown as Record<string, (...a: unknown[]) => unknown>;
+        const js = fallback as unknown as Record<string, (...a: unknown[]) => unknown>;
+        await fc.assert(
+          fc.asyncProperty(nativeArgs(op, T), fc.boolean(), async (args, sync) => {
+            const want = expectedNative(op, args);
+            const arrays = [
+              ...new Set(args.filter((a) => isTyped(a) && !isDetached(a)).map((a) => (a as FloatArray).buffer)),
+            ].map((b) => new Uint8Array(b as ArrayBuffer));
+            const before = arrays.map((a) => Buffer.from(a).toString('base64'));
+            // The fallback's result on copies, for valid calls.
+            let expected: FloatArray[] | null = null;
+            if (!want) {
+              // Copies of the buffers, with every view recreated on its buffer's copy: views that share memory
+              // (in place, or inputs over one buffer) still share it.
+              const buffers = new Map<ArrayBufferLike, ArrayBuffer>();
+              const copies = args.map((a) => {
+                if (!isFloat(a)) return a;
+                if (!buffers.has(a.buffer)) buffers.set(a.buffer, (a.buffer as ArrayBuffer).slice(0));
+                return new (a.constructor as Ctor)(buffers.get(a.buffer)!, a.byteOffset, a.length);
+              });
+              js[op]!(...copies);
+              expected = copies.filter(isFloat);
             }
-          });
-        }),
-        params(`native ${op} ${T.name}`, 2),
-      );
-    });
+            let error: unknown;
+            try {
+              const r = sync ? native[op]!(...args) : native[`${op}Async`]!(...args);
+              if (!sync) await r;
+            } catch (e) {
+              error = e;
+            }
+            count(`native ${want ?? 'valid'} calls`);
+            if (want) {
+              expect(error, `native ${op}: expected ${want}`).toBeInstanceOf(
+                want === 'ERR_OUT_OF_RANGE' ? RangeError : TypeError,
+              );
+              expect((error as { code: string }).code, (error as Error).message).toBe(want);
+              arrays.forEach((a, i) =>
+                expect(Buffer.from(a).toString('base64'), `native ${op}: wrote after ${want}`).toBe(before[i]),
+              );
+              return;
+            }
+            expect(error, `native ${op}: a valid call threw`).toBeUndefined();
+            const got = args.filter(isFloat);
+            got.forEach((a, i) => {
+              const e = expected![i]!;
+              let scale = 1;
+              for (const v of e) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+              for (let j = 0; j < a.length; j++) {
+                // Exact agreement, a small difference, or both not finite (degenerate scalars such as eps 0 on a
+                // zero row give NaN or an infinity, and which one may differ between the two).
+                const ok =
+                  a[j] === e[j] ||
+                  Math.abs(a[j]! - e[j]!) <= (T === Float32Array ? 1e-5 : 1e-12) * scale ||
+                  (!Number.isFinite(a[j]!) && !Number.isFinite(e[j]!));
+                if (!ok) expect.fail(`native ${op}: array ${i}[${j}] = ${a[j]}, the fallback gives ${e[j]}`);
+              }
+            });
+          }),
+          params(`native ${op} ${T.name}`, 2),
+        );
+      },
+    );
   });
 }

@@ -33,13 +33,16 @@ export function ulpOf(T: Ctor, s: number): number {
  * within tol. Returns a description of the mismatch, or null.
  */
 export function mismatch(T: Ctor, got: number, want: number, tol: number): string | null {
-  if (Number.isNaN(want) || Number.isNaN(got)) return Number.isNaN(want) && Number.isNaN(got) ? null : `got ${got}, want ${want}`;
+  if (Number.isNaN(want) || Number.isNaN(got))
+    return Number.isNaN(want) && Number.isNaN(got) ? null : `got ${got}, want ${want}`;
   if (!Number.isFinite(want)) return got === want ? null : `got ${got}, want ${want}`;
   if (!Number.isFinite(got)) {
-    return (got > 0) === (want > 0) && Math.abs(want) + tol >= maxOf(T) ? null : `got ${got}, want ${want} (finite)`;
+    return got > 0 === want > 0 && Math.abs(want) + tol >= maxOf(T) ? null : `got ${got}, want ${want} (finite)`;
   }
   const err = Math.abs(got - want);
-  return err <= tol ? null : `got ${got}, want ${want}, error ${err} > tolerance ${tol} (${(err / ulpOf(T, want)).toFixed(1)} ulp of the value)`;
+  return err <= tol
+    ? null
+    : `got ${got}, want ${want}, error ${err} > tolerance ${tol} (${(err / ulpOf(T, want)).toFixed(1)} ulp of the value)`;
 }
 
 /** Fails the test with the first mismatch of a list of [label, got, want, tol]. */
@@ -97,22 +100,44 @@ export function anyValue(T: Ctor, finite = false): fc.Arbitrary<number> {
  * A row recipe for rows of `dim` values. `nonFinite`: whether NaN and infinities may appear; `moderate`: only
  * ordinary magnitudes (for the backward passes, whose tolerance is relative to the size of their terms).
  */
-export function rowRecipe(T: Ctor, dim: number, o: { nonFinite: boolean; moderate?: boolean }): fc.Arbitrary<RowRecipe> {
+export function rowRecipe(
+  T: Ctor,
+  dim: number,
+  o: { nonFinite: boolean; moderate?: boolean },
+): fc.Arbitrary<RowRecipe> {
   const scales = o.moderate ? [1, 1e-2, 1e2] : SCALES[isF32(T) ? 'f32' : 'f64'];
   const specials = o.nonFinite
-    ? fc.oneof({ weight: 4, arbitrary: fc.constant([] as [number, number][]) }, { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(dim - 1), special(T)), { minLength: 1, maxLength: 2 }) })
+    ? fc.oneof(
+        { weight: 4, arbitrary: fc.constant([] as [number, number][]) },
+        { weight: 1, arbitrary: fc.array(fc.tuple(fc.nat(dim - 1), special(T)), { minLength: 1, maxLength: 2 }) },
+      )
     : fc.constant([] as [number, number][]);
   const kinds: fc.Arbitrary<RowRecipe>[] = [
-    fc.record({ kind: fc.constant('uniform' as const), scale: fc.constantFrom(...scales), seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }), specials }),
+    fc.record({
+      kind: fc.constant('uniform' as const),
+      scale: fc.constantFrom(...scales),
+      seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+      specials,
+    }),
   ];
   if (!o.moderate) {
     kinds.push(fc.record({ kind: fc.constant('constant' as const), value: anyValue(T, true), specials }));
     kinds.push(fc.record({ kind: fc.constant('zeros' as const), specials }));
-    if (dim <= 48) kinds.push(fc.record({ kind: fc.constant('elements' as const), values: fc.array(anyValue(T, !o.nonFinite), { minLength: dim, maxLength: dim }), specials }));
+    if (dim <= 48)
+      kinds.push(
+        fc.record({
+          kind: fc.constant('elements' as const),
+          values: fc.array(anyValue(T, !o.nonFinite), { minLength: dim, maxLength: dim }),
+          specials,
+        }),
+      );
   } else {
     kinds.push(fc.record({ kind: fc.constant('zeros' as const), specials }));
   }
-  return fc.oneof({ weight: 6, arbitrary: kinds[0]! }, ...kinds.slice(1).map((arbitrary) => ({ weight: 1, arbitrary })));
+  return fc.oneof(
+    { weight: 6, arbitrary: kinds[0]! },
+    ...kinds.slice(1).map((arbitrary) => ({ weight: 1, arbitrary })),
+  );
 }
 
 /** The values of one row, rounded to T. */
@@ -138,10 +163,19 @@ export function matrix(T: Ctor, dim: number, rows: RowRecipe[]): FloatArray {
 
 /** A vector of `dim` finite values (weights, biases), at one of a few magnitudes, exact zeros included. */
 export function vectorRecipe(): fc.Arbitrary<{ scale: number; seed: number; zeros: boolean }> {
-  return fc.record({ scale: fc.constantFrom(1, 1, 1, 1e-3, 1e3, 1e-30, 1e30), seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }), zeros: fc.boolean() });
+  return fc.record({
+    scale: fc.constantFrom(1, 1, 1, 1e-3, 1e3, 1e-30, 1e30),
+    seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+    zeros: fc.boolean(),
+  });
 }
 
-export function vectorValues(T: Ctor, dim: number, v: { scale: number; seed: number; zeros: boolean }, lo = -1): FloatArray {
+export function vectorValues(
+  T: Ctor,
+  dim: number,
+  v: { scale: number; seed: number; zeros: boolean },
+  lo = -1,
+): FloatArray {
   const next = rng(v.seed);
   const a = new T(dim);
   for (let i = 0; i < dim; i++) a[i] = v.zeros && i % 5 === 2 ? 0 : (lo + (1 - lo) * next()) * v.scale;

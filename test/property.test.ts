@@ -44,7 +44,10 @@ import {
 import { accurateSum, type FloatArray } from './reference';
 
 afterAll(() => {
-  if (process.env.RMSNORM_PROPERTY_REPORT) console.log(`property.test.ts (${process.env.RMSNORM_TEST_BACKEND}, seed ${seed}, ${runs} runs): ${JSON.stringify(tally)}`);
+  if (process.env.RMSNORM_PROPERTY_REPORT)
+    console.log(
+      `property.test.ts (${process.env.RMSNORM_TEST_BACKEND}, seed ${seed}, ${runs} runs): ${JSON.stringify(tally)}`,
+    );
 });
 
 const dims = fc.oneof(
@@ -57,13 +60,26 @@ function forwardCase(T: Ctor, o: { moderate?: boolean } = {}) {
   return dims.chain((dim) =>
     fc.record({
       dim: fc.constant(dim),
-      rows: fc.array(rowRecipe(T, dim, { nonFinite: !o.moderate, moderate: o.moderate }), { minLength: 0, maxLength: 4 }),
-      residualRows: fc.array(rowRecipe(T, dim, { nonFinite: !o.moderate, moderate: o.moderate }), { minLength: 4, maxLength: 4 }),
+      rows: fc.array(rowRecipe(T, dim, { nonFinite: !o.moderate, moderate: o.moderate }), {
+        minLength: 0,
+        maxLength: 4,
+      }),
+      residualRows: fc.array(rowRecipe(T, dim, { nonFinite: !o.moderate, moderate: o.moderate }), {
+        minLength: 4,
+        maxLength: 4,
+      }),
       weight: fc.option(vectorRecipe(), { nil: null }),
       bias: fc.option(vectorRecipe(), { nil: null }),
       offset: fc.oneof(fc.constant(0), fc.constantFrom(1, -1, 0.5), fc.float({ min: -8, max: 8, noNaN: true })),
-      partial: fc.oneof({ weight: 2, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constantFrom(0.25, 0.5, 1e-9) }, { weight: 1, arbitrary: fc.double({ min: 1e-6, max: 1, noNaN: true }) }),
-      eps: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(1e-5, 0, 1e-12, 0.5, 1e30) }, { weight: 1, arbitrary: fc.double({ min: 0, max: 1e3, noNaN: true }) }),
+      partial: fc.oneof(
+        { weight: 2, arbitrary: fc.constant(1) },
+        { weight: 1, arbitrary: fc.constantFrom(0.25, 0.5, 1e-9) },
+        { weight: 1, arbitrary: fc.double({ min: 1e-6, max: 1, noNaN: true }) },
+      ),
+      eps: fc.oneof(
+        { weight: 3, arbitrary: fc.constantFrom(1e-5, 0, 1e-12, 0.5, 1e30) },
+        { weight: 1, arbitrary: fc.double({ min: 0, max: 1e3, noNaN: true }) },
+      ),
       out: fc.constantFrom('new', 'view', 'inPlace'),
       stats: fc.boolean(),
       at: fc.tuple(fc.nat(5), fc.nat(5), fc.nat(5), fc.nat(5), fc.nat(5), fc.nat(5), fc.nat(5)),
@@ -197,7 +213,8 @@ function checkForward(
     count(`${label} rows`);
     // eps = 0 with a constant row: 0 / 0, NaN throughout (the mean is the constant itself, not a rounding away).
     if (op === 'ln' && p.eps === 0 && row.every((v) => v === row[0])) {
-      for (let i = 0; i < dim; i++) c.close(`${label} y[${r}, ${i}] (constant row, eps 0)`, got.y[r * dim + i]!, NaN, 0);
+      for (let i = 0; i < dim; i++)
+        c.close(`${label} y[${r}, ${i}] (constant row, eps 0)`, got.y[r * dim + i]!, NaN, 0);
       continue;
     }
     let rstd = ref.rstd[r]!;
@@ -264,7 +281,15 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const out = k.out === 'view' ? guarded(T, n, k.at[3]) : null;
         const rstd = k.stats ? guarded(T, rows, k.at[4]) : null;
         const offset = w ? k.offset : 0;
-        const opts = { dim, eps: k.eps, partial: k.partial, offset, bias: b?.view ?? null, rstd: rstd?.view ?? null, out: k.out === 'inPlace' ? x.view : (out?.view ?? null) };
+        const opts = {
+          dim,
+          eps: k.eps,
+          partial: k.partial,
+          offset,
+          bias: b?.view ?? null,
+          rstd: rstd?.view ?? null,
+          out: k.out === 'inPlace' ? x.view : (out?.view ?? null),
+        };
         const y = rmsNorm(x.view, w?.view ?? null, opts);
         count('rmsNorm calls');
         const c = new Checker(T);
@@ -281,7 +306,8 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const xa = x0.slice();
         const rstdA = rstd ? new T(rows) : null;
         const ya = await rmsNormAsync(xa, p.w, { ...opts, rstd: rstdA, out: k.out === 'inPlace' ? xa : null });
-        if (!sameBits(ya, y) || !sameBits(rstdA, rstd?.view ?? null)) c.fail('rmsNormAsync gave other bits than rmsNorm');
+        if (!sameBits(ya, y) || !sameBits(rstdA, rstd?.view ?? null))
+          c.fail('rmsNormAsync gave other bits than rmsNorm');
         c.done({ T: name, ...k });
       }),
       params(`rmsNorm ${name}`),
@@ -301,7 +327,13 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const out = k.out === 'view' ? guarded(T, n, k.at[3]) : null;
         const mean = k.stats ? guarded(T, rows, k.at[4]) : null;
         const rstd = k.stats ? guarded(T, rows, k.at[5]) : null;
-        const opts = { dim, eps: k.eps, mean: mean?.view ?? null, rstd: rstd?.view ?? null, out: k.out === 'inPlace' ? x.view : (out?.view ?? null) };
+        const opts = {
+          dim,
+          eps: k.eps,
+          mean: mean?.view ?? null,
+          rstd: rstd?.view ?? null,
+          out: k.out === 'inPlace' ? x.view : (out?.view ?? null),
+        };
         const y = layerNorm(x.view, w?.view ?? null, b?.view ?? null, opts);
         count('layerNorm calls');
         const c = new Checker(T);
@@ -317,8 +349,14 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const xa = x0.slice();
         const meanA = mean ? new T(rows) : null;
         const rstdA = rstd ? new T(rows) : null;
-        const ya = await layerNormAsync(xa, p.w, p.b, { ...opts, mean: meanA, rstd: rstdA, out: k.out === 'inPlace' ? xa : null });
-        if (!sameBits(ya, y) || !sameBits(meanA, mean?.view ?? null) || !sameBits(rstdA, rstd?.view ?? null)) c.fail('layerNormAsync gave other bits than layerNorm');
+        const ya = await layerNormAsync(xa, p.w, p.b, {
+          ...opts,
+          mean: meanA,
+          rstd: rstdA,
+          out: k.out === 'inPlace' ? xa : null,
+        });
+        if (!sameBits(ya, y) || !sameBits(meanA, mean?.view ?? null) || !sameBits(rstdA, rstd?.view ?? null))
+          c.fail('layerNormAsync gave other bits than layerNorm');
         c.done({ T: name, ...k });
       }),
       params(`layerNorm ${name}`),
@@ -340,14 +378,25 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const out = k.out === 'view' ? guarded(T, n, k.at[3]) : null;
         const rstd = k.stats ? guarded(T, rows, k.at[4]) : null;
         const offset = w ? k.offset : 0;
-        const opts = { dim, eps: k.eps, partial: k.partial, offset, bias: b?.view ?? null, rstd: rstd?.view ?? null, out: k.out === 'inPlace' ? x.view : (out?.view ?? null) };
+        const opts = {
+          dim,
+          eps: k.eps,
+          partial: k.partial,
+          offset,
+          bias: b?.view ?? null,
+          rstd: rstd?.view ?? null,
+          out: k.out === 'inPlace' ? x.view : (out?.view ?? null),
+        };
         const y = addRmsNorm(x.view, res.view, w?.view ?? null, opts);
         count('addRmsNorm calls');
         const c = new Checker(T);
         for (const g of [x, res, w, b, out, rstd]) if (g && !untouchedOutside(g)) c.fail('wrote outside a view');
         const sum = new T(n);
         for (let i = 0; i < n; i++) sum[i] = res0[i]! + x0[i]!; // one rounding to T: exact for float32 through double
-        if (!sameBits(res.view, sum) && !Array.from(res.view).every((v, i) => v === sum[i] || (Number.isNaN(v) && Number.isNaN(sum[i]!)))) {
+        if (
+          !sameBits(res.view, sum) &&
+          !Array.from(res.view).every((v, i) => v === sum[i] || (Number.isNaN(v) && Number.isNaN(sum[i]!)))
+        ) {
           c.fail('residual is not residual + x rounded to the element type');
         }
         const p = { w: w?.view ?? null, b: b?.view ?? null, offset, eps: k.eps, partial: k.partial };
@@ -360,7 +409,8 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const resA = res0.slice();
         const rstdA = rstd ? new T(rows) : null;
         const ya = await addRmsNormAsync(xa, resA, p.w, { ...opts, rstd: rstdA, out: k.out === 'inPlace' ? xa : null });
-        if (!sameBits(ya, y) || !sameBits(resA, res.view) || !sameBits(rstdA, rstd?.view ?? null)) c.fail('addRmsNormAsync gave other bits than addRmsNorm');
+        if (!sameBits(ya, y) || !sameBits(resA, res.view) || !sameBits(rstdA, rstd?.view ?? null))
+          c.fail('addRmsNormAsync gave other bits than addRmsNorm');
         c.done({ T: name, ...k });
       }),
       params(`addRmsNorm ${name}`),
@@ -379,7 +429,12 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const b = k.bias ? vectorValues(T, dim, k.bias) : null;
         const o = { dim, eps: k.eps, partial: k.partial, offset: w ? k.offset : 0, bias: b };
         expect(sameBits(rmsNorm(x, w, o).subarray(r * dim, (r + 1) * dim), rmsNorm(row, w, o))).toBe(true);
-        expect(sameBits(layerNorm(x, w, b, { dim, eps: k.eps }).subarray(r * dim, (r + 1) * dim), layerNorm(row, w, b, { dim, eps: k.eps }))).toBe(true);
+        expect(
+          sameBits(
+            layerNorm(x, w, b, { dim, eps: k.eps }).subarray(r * dim, (r + 1) * dim),
+            layerNorm(row, w, b, { dim, eps: k.eps }),
+          ),
+        ).toBe(true);
         count('row-independence calls', 4);
       }),
       params(`rows ${name}`),
@@ -397,7 +452,14 @@ function backwardCase(T: Ctor) {
       dim: fc.constant(dim),
       x: fc.array(rowRecipe(T, dim, { nonFinite: false, moderate: true }), { minLength: 1, maxLength: 4 }),
       dy: fc.array(rowRecipe(T, dim, { nonFinite: false, moderate: true }), { minLength: 4, maxLength: 4 }),
-      weight: fc.option(fc.record({ scale: fc.constantFrom(1, 0.5, 4), seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }), zeros: fc.boolean() }), { nil: null }),
+      weight: fc.option(
+        fc.record({
+          scale: fc.constantFrom(1, 0.5, 4),
+          seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+          zeros: fc.boolean(),
+        }),
+        { nil: null },
+      ),
       offset: fc.oneof(fc.constant(0), fc.constantFrom(1, -0.5)),
       partial: fc.oneof(fc.constant(1), fc.constantFrom(0.25, 0.5), fc.double({ min: 1e-3, max: 1, noNaN: true })),
       eps: fc.constantFrom(1e-5, 1e-3, 0.5),
@@ -420,9 +482,26 @@ interface Grad {
 }
 
 /** Analytic gradients from the given per-row statistics, with the magnitude of each result's terms. */
-function refBackward(op: 'rms' | 'ln', dy: FloatArray, x: FloatArray, w: FloatArray | null, dim: number, offset: number, k: number, mean: ArrayLike<number>, rstd: ArrayLike<number>): Grad {
+function refBackward(
+  op: 'rms' | 'ln',
+  dy: FloatArray,
+  x: FloatArray,
+  w: FloatArray | null,
+  dim: number,
+  offset: number,
+  k: number,
+  mean: ArrayLike<number>,
+  rstd: ArrayLike<number>,
+): Grad {
   const n = x.length;
-  const g: Grad = { dx: new Float64Array(n), dxMag: new Float64Array(n), dw: new Float64Array(dim), dwMag: new Float64Array(dim), db: new Float64Array(dim), dbMag: new Float64Array(dim) };
+  const g: Grad = {
+    dx: new Float64Array(n),
+    dxMag: new Float64Array(n),
+    dw: new Float64Array(dim),
+    dwMag: new Float64Array(dim),
+    db: new Float64Array(dim),
+    dbMag: new Float64Array(dim),
+  };
   const dwTerms: number[][] = Array.from({ length: dim }, () => []);
   const dbTerms: number[][] = Array.from({ length: dim }, () => []);
   for (let r = 0; r < rstd.length; r++) {
@@ -452,7 +531,8 @@ function refBackward(op: 'rms' | 'ln', dy: FloatArray, x: FloatArray, w: FloatAr
         const xh = xhat(i);
         g.dx[r * dim + i] = rs * (gi(i) - a - xh * bb);
         // The terms, plus what the rounding of x - mean (relative to |x| + |mean|) carries into xhat.
-        g.dxMag[r * dim + i] = rs * (Math.abs(gi(i)) + aMag + Math.abs(xh) * bMag) + rs * (Math.abs(xs(i)) + Math.abs(mu)) * rs * bMag;
+        g.dxMag[r * dim + i] =
+          rs * (Math.abs(gi(i)) + aMag + Math.abs(xh) * bMag) + rs * (Math.abs(xs(i)) + Math.abs(mu)) * rs * bMag;
         dwTerms[i]!.push(dy[r * dim + i]! * xh);
         dbTerms[i]!.push(dy[r * dim + i]!);
         g.dwMag[i]! += Math.abs(dy[r * dim + i]!) * (Math.abs(xs(i)) + Math.abs(mu)) * rs;
@@ -510,39 +590,94 @@ describe.each(TYPES)('%s backward passes: every backend and the fallback against
             dweight: dweight?.view ?? null,
             dbias: dbias?.view ?? null,
             accumulate: k.accumulate,
-            ...(op === 'rms' ? { offset, partial, rstd: k.saved ? fwdRstd : null } : k.saved ? { mean: fwdMean, rstd: fwdRstd } : {}),
+            ...(op === 'rms'
+              ? { offset, partial, rstd: k.saved ? fwdRstd : null }
+              : k.saved
+                ? { mean: fwdMean, rstd: fwdRstd }
+                : {}),
           };
-          const got = op === 'rms' ? rmsNormBackward(dy.view, x.view, w, opts) : layerNormBackward(dy.view, x.view, w, opts);
+          const got =
+            op === 'rms' ? rmsNormBackward(dy.view, x.view, w, opts) : layerNormBackward(dy.view, x.view, w, opts);
           count(`${opName} calls`);
           const c = new Checker(T);
           for (const g of [dy, x, dx, dweight, dbias]) if (g && !untouchedOutside(g)) c.fail('wrote outside a view');
           if (!sameBits(x.view, x0) || (!k.inPlace && !sameBits(dy.view, dy0))) c.fail('an input was written');
-          const check = (label: string, gr: { dx: FloatArray; dweight: FloatArray | null; dbias: FloatArray }, withBuffers: boolean) => {
-            for (let i = 0; i < n; i++) c.close(`${label} dx[${i}]`, gr.dx[i]!, ref.dx[i]!, tol * ref.dxMag[i]! + 2 * ulpOf(T, ref.dx[i]!));
+          const check = (
+            label: string,
+            gr: { dx: FloatArray; dweight: FloatArray | null; dbias: FloatArray },
+            withBuffers: boolean,
+          ) => {
+            for (let i = 0; i < n; i++)
+              c.close(`${label} dx[${i}]`, gr.dx[i]!, ref.dx[i]!, tol * ref.dxMag[i]! + 2 * ulpOf(T, ref.dx[i]!));
             const acc = withBuffers && k.accumulate;
             for (let i = 0; i < dim; i++) {
               if (gr.dweight) {
                 const want = (acc ? prevW[i]! : 0) + ref.dw[i]!;
-                c.close(`${label} dweight[${i}]`, gr.dweight[i]!, want, tol * (ref.dwMag[i]! + (acc ? Math.abs(prevW[i]!) : 0)) + 2 * ulpOf(T, want));
+                c.close(
+                  `${label} dweight[${i}]`,
+                  gr.dweight[i]!,
+                  want,
+                  tol * (ref.dwMag[i]! + (acc ? Math.abs(prevW[i]!) : 0)) + 2 * ulpOf(T, want),
+                );
               }
               const want = (acc ? prevB[i]! : 0) + ref.db[i]!;
-              c.close(`${label} dbias[${i}]`, gr.dbias[i]!, want, tol * (ref.dbMag[i]! + (acc ? Math.abs(prevB[i]!) : 0)) + 2 * ulpOf(T, want));
+              c.close(
+                `${label} dbias[${i}]`,
+                gr.dbias[i]!,
+                want,
+                tol * (ref.dbMag[i]! + (acc ? Math.abs(prevB[i]!) : 0)) + 2 * ulpOf(T, want),
+              );
             }
           };
           if (w && !got.dweight) c.fail('no dweight with a weight');
           check(opName, got, k.grads);
           // The fallback's positional kernel.
           const js = { dx: new T(n), dweight: new T(dim), dbias: new T(dim) };
-          if (op === 'rms') fallback.rmsNormBackward(dy0, x0, w, k.saved ? fwdRstd : null, js.dx, js.dweight, js.dbias, dim, k.eps, offset, partial, false, 0, 0);
-          else fallback.layerNormBackward(dy0, x0, w, k.saved ? fwdMean : null, k.saved ? fwdRstd : null, js.dx, js.dweight, js.dbias, dim, k.eps, false, 0, 0);
+          if (op === 'rms')
+            fallback.rmsNormBackward(
+              dy0,
+              x0,
+              w,
+              k.saved ? fwdRstd : null,
+              js.dx,
+              js.dweight,
+              js.dbias,
+              dim,
+              k.eps,
+              offset,
+              partial,
+              false,
+              0,
+              0,
+            );
+          else
+            fallback.layerNormBackward(
+              dy0,
+              x0,
+              w,
+              k.saved ? fwdMean : null,
+              k.saved ? fwdRstd : null,
+              js.dx,
+              js.dweight,
+              js.dbias,
+              dim,
+              k.eps,
+              false,
+              0,
+              0,
+            );
           check(`fallback ${opName}`, js, false);
           // The async twin, on fresh buffers: the same bits.
           const dyA = dy0.slice();
           const dwA = k.grads ? prevW.slice() : null;
           const dbA = k.grads ? prevB.slice() : null;
           const optsA = { ...opts, dx: k.inPlace ? dyA : null, dweight: dwA, dbias: dbA };
-          const ga = op === 'rms' ? await rmsNormBackwardAsync(dyA, x0.slice(), w, optsA) : await layerNormBackwardAsync(dyA, x0.slice(), w, optsA);
-          if (!sameBits(ga.dx, got.dx) || !sameBits(ga.dweight, got.dweight) || !sameBits(ga.dbias, got.dbias)) c.fail(`${opName}Async gave other bits`);
+          const ga =
+            op === 'rms'
+              ? await rmsNormBackwardAsync(dyA, x0.slice(), w, optsA)
+              : await layerNormBackwardAsync(dyA, x0.slice(), w, optsA);
+          if (!sameBits(ga.dx, got.dx) || !sameBits(ga.dweight, got.dweight) || !sameBits(ga.dbias, got.dbias))
+            c.fail(`${opName}Async gave other bits`);
           c.done({ T: name, ...k });
         }),
         params(`${opName} ${name}`),

@@ -120,8 +120,20 @@ export function randomArray<C extends Float32ArrayConstructor | Float64ArrayCons
   lo?: number,
   hi?: number,
 ): InstanceType<C>;
-export function randomArray<T extends FloatArray>(ctor: { new (n: number): T }, n: number, seed: number, lo?: number, hi?: number): T;
-export function randomArray(ctor: { new (n: number): FloatArray }, n: number, seed: number, lo = -2, hi = 2): FloatArray {
+export function randomArray<T extends FloatArray>(
+  ctor: { new (n: number): T },
+  n: number,
+  seed: number,
+  lo?: number,
+  hi?: number,
+): T;
+export function randomArray(
+  ctor: { new (n: number): FloatArray },
+  n: number,
+  seed: number,
+  lo = -2,
+  hi = 2,
+): FloatArray {
   const r = rng(seed);
   const a = new ctor(n);
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * r();
@@ -244,7 +256,12 @@ export function referenceLayerNormBackward(
  * Central finite differences of L(p) = sum(dy * f(p)) with respect to each element of p (modified in place and
  * restored), in float64: an independent check of the analytic gradients.
  */
-export function finiteDifference(p: Float64Array, dy: ArrayLike<number>, f: () => ArrayLike<number>, h = 1e-6): Float64Array {
+export function finiteDifference(
+  p: Float64Array,
+  dy: ArrayLike<number>,
+  f: () => ArrayLike<number>,
+  h = 1e-6,
+): Float64Array {
   const grad = new Float64Array(p.length);
   const loss = () => {
     const y = f();

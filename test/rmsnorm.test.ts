@@ -16,7 +16,14 @@ const ULP_BUDGET = { Float32Array: 4, Float64Array: 64 } as const;
 const budget = (c: Ctor) => ULP_BUDGET[c.name as keyof typeof ULP_BUDGET];
 
 /** Scale each output's rounding is measured against: |x * rstd * w| + |bias| (bias may cancel). */
-function errorScale(x: FloatArray, w: FloatArray | null, bias: FloatArray | null, rstd: Float64Array, dim: number, offset = 0) {
+function errorScale(
+  x: FloatArray,
+  w: FloatArray | null,
+  bias: FloatArray | null,
+  rstd: Float64Array,
+  dim: number,
+  offset = 0,
+) {
   const s = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const c = i % dim;
@@ -67,7 +74,9 @@ describe.each(TYPES)('%s', (T) => {
       const y = rmsNorm(x, w, { ...opts, rstd });
       const ref = referenceRmsNorm(x, w, { dim, ...opts });
       const scale = errorScale(x, w, opts.bias ?? null, ref.rstd, dim, opts.offset);
-      expect(maxUlpError(y, ref.y, scale), JSON.stringify({ dim, ...opts, bias: !!opts.bias })).toBeLessThanOrEqual(budget(T));
+      expect(maxUlpError(y, ref.y, scale), JSON.stringify({ dim, ...opts, bias: !!opts.bias })).toBeLessThanOrEqual(
+        budget(T),
+      );
       expect(maxUlpError(rstd, new T(ref.rstd))).toBeLessThanOrEqual(budget(T));
     }
   });

@@ -78,46 +78,55 @@ describe.each([
 });
 
 describe('results do not depend on where the arrays sit in memory', () => {
-  it.each([Float32Array, Float64Array] as const)('%s: the same row at 16 different alignments gives the same bits', (T) => {
-    const dim = 1000;
-    const x = randomArray(T, dim, 9);
-    const w = randomArray(T, dim, 10, 0.5, 1.5);
-    const dy = randomArray(T, dim, 11);
-    const at = (offset: number, src: ArrayLike<number>) => {
-      const a = new T(dim + 16).subarray(offset, offset + dim);
-      a.set(src);
-      return a;
-    };
-    const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-    const run = (o: number) => [
-      rmsNorm(at(o, x), at(o, w), { out: at(15 - o, new T(dim)) }),
-      layerNorm(at(o, x), at(o, w), null, { out: at(o, new T(dim)) }),
-      addRmsNorm(at(o, x), at(15 - o, dy), at(o, w)),
-      ...Object.values(rmsNormBackward(at(o, dy), at(15 - o, x), at(o, w), { dx: at(o, new T(dim)) })),
-    ].map((a) => bytes(a!));
-    const first = run(0);
-    for (let o = 1; o < 16; o++) run(o).forEach((b, i) => expect(b.equals(first[i]!), `offset ${o}, output ${i}`).toBe(true));
-  });
+  it.each([Float32Array, Float64Array] as const)(
+    '%s: the same row at 16 different alignments gives the same bits',
+    (T) => {
+      const dim = 1000;
+      const x = randomArray(T, dim, 9);
+      const w = randomArray(T, dim, 10, 0.5, 1.5);
+      const dy = randomArray(T, dim, 11);
+      const at = (offset: number, src: ArrayLike<number>) => {
+        const a = new T(dim + 16).subarray(offset, offset + dim);
+        a.set(src);
+        return a;
+      };
+      const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      const run = (o: number) =>
+        [
+          rmsNorm(at(o, x), at(o, w), { out: at(15 - o, new T(dim)) }),
+          layerNorm(at(o, x), at(o, w), null, { out: at(o, new T(dim)) }),
+          addRmsNorm(at(o, x), at(15 - o, dy), at(o, w)),
+          ...Object.values(rmsNormBackward(at(o, dy), at(15 - o, x), at(o, w), { dx: at(o, new T(dim)) })),
+        ].map((a) => bytes(a!));
+      const first = run(0);
+      for (let o = 1; o < 16; o++)
+        run(o).forEach((b, i) => expect(b.equals(first[i]!), `offset ${o}, output ${i}`).toBe(true));
+    },
+  );
 
   // Rows a multiple of the vector width long: the backward passes start their column blocks where dx is
   // aligned, a split that moves with the address.
-  it.each([Float32Array, Float64Array] as const)('%s: backward rows of 1024 at 16 alignments of dx give the same bits', (T) => {
-    const dim = 1024;
-    const rows = 6;
-    const x = randomArray(T, rows * dim, 12);
-    const w = randomArray(T, dim, 13, 0.5, 1.5);
-    const dy = randomArray(T, rows * dim, 14);
-    const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-    const run = (o: number) => {
-      const dx = new T(rows * dim + 16).subarray(o, o + rows * dim);
-      return [
-        ...Object.values(rmsNormBackward(dy, x, w, { dx })).map((a) => bytes(a!)),
-        ...Object.values(layerNormBackward(dy, x, w, { dx: dx.fill(0) })).map((a) => bytes(a!)),
-      ];
-    };
-    const first = run(0);
-    for (let o = 1; o < 16; o++) run(o).forEach((b, i) => expect(b.equals(first[i]!), `offset ${o}, output ${i}`).toBe(true));
-  });
+  it.each([Float32Array, Float64Array] as const)(
+    '%s: backward rows of 1024 at 16 alignments of dx give the same bits',
+    (T) => {
+      const dim = 1024;
+      const rows = 6;
+      const x = randomArray(T, rows * dim, 12);
+      const w = randomArray(T, dim, 13, 0.5, 1.5);
+      const dy = randomArray(T, rows * dim, 14);
+      const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      const run = (o: number) => {
+        const dx = new T(rows * dim + 16).subarray(o, o + rows * dim);
+        return [
+          ...Object.values(rmsNormBackward(dy, x, w, { dx })).map((a) => bytes(a!)),
+          ...Object.values(layerNormBackward(dy, x, w, { dx: dx.fill(0) })).map((a) => bytes(a!)),
+        ];
+      };
+      const first = run(0);
+      for (let o = 1; o < 16; o++)
+        run(o).forEach((b, i) => expect(b.equals(first[i]!), `offset ${o}, output ${i}`).toBe(true));
+    },
+  );
 });
 
 describe('large outputs (written with non-temporal stores) match small calls bit for bit', () => {
@@ -132,18 +141,29 @@ describe('large outputs (written with non-temporal stores) match small calls bit
     }
   });
 
-  it.each([Float32Array, Float64Array] as const)('%s: 8 MiB and more in one call vs the same rows 64 at a time', (T) => {
-    const dim = 1024;
-    const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
-    const x = randomArray(T, rows * dim, 21);
-    const w = randomArray(T, dim, 22, 0.5, 1.5);
-    const whole = { rms: rmsNorm(x, w), ln: layerNorm(x, w, null) };
-    for (let r = 0; r < rows; r += 64) {
-      const part = x.subarray(r * dim, (r + 64) * dim);
-      expect(Buffer.from(rmsNorm(part, w).buffer).equals(Buffer.from(whole.rms.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength))).toBe(true);
-      expect(Buffer.from(layerNorm(part, w, null).buffer).equals(Buffer.from(whole.ln.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength))).toBe(true);
-    }
-  });
+  it.each([Float32Array, Float64Array] as const)(
+    '%s: 8 MiB and more in one call vs the same rows 64 at a time',
+    (T) => {
+      const dim = 1024;
+      const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
+      const x = randomArray(T, rows * dim, 21);
+      const w = randomArray(T, dim, 22, 0.5, 1.5);
+      const whole = { rms: rmsNorm(x, w), ln: layerNorm(x, w, null) };
+      for (let r = 0; r < rows; r += 64) {
+        const part = x.subarray(r * dim, (r + 64) * dim);
+        expect(
+          Buffer.from(rmsNorm(part, w).buffer).equals(
+            Buffer.from(whole.rms.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength),
+          ),
+        ).toBe(true);
+        expect(
+          Buffer.from(layerNorm(part, w, null).buffer).equals(
+            Buffer.from(whole.ln.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength),
+          ),
+        ).toBe(true);
+      }
+    },
+  );
 
   // dx of 8 MiB and more is streamed; dx here sits 3 elements into its buffer, so each row has an unaligned head.
   it.each([
@@ -156,11 +176,21 @@ describe('large outputs (written with non-temporal stores) match small calls bit
     const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
     const data = (seed: number) => {
       const a = randomArray(Float32Array, rows * dim, seed);
-      return (dtype === 'bfloat16' ? toBFloat16(a) : dtype === 'float16' ? toFloat16(a) : T === Float64Array ? Float64Array.from(a) : a) as Float32Array;
+      return (
+        dtype === 'bfloat16'
+          ? toBFloat16(a)
+          : dtype === 'float16'
+            ? toFloat16(a)
+            : T === Float64Array
+              ? Float64Array.from(a)
+              : a
+      ) as Float32Array;
     };
     const x = data(24);
     const dy = data(25);
-    const w = (T === Float64Array ? randomArray(Float64Array, dim, 26, 0.5, 1.5) : randomArray(Float32Array, dim, 26, 0.5, 1.5)) as Float32Array;
+    const w = (
+      T === Float64Array ? randomArray(Float64Array, dim, 26, 0.5, 1.5) : randomArray(Float32Array, dim, 26, 0.5, 1.5)
+    ) as Float32Array;
     const opts = (dtype ? { dtype } : {}) as Record<string, unknown>;
     const rstd = new (T === Float64Array ? Float64Array : Float32Array)(rows) as Float32Array;
     const mean = new (T === Float64Array ? Float64Array : Float32Array)(rows) as Float32Array;
@@ -174,11 +204,22 @@ describe('large outputs (written with non-temporal stores) match small calls bit
     };
     const bpe = T.BYTES_PER_ELEMENT;
     for (let r = 0; r < rows; r += 64) {
-      const rowsOf = <A extends ArrayBufferView & { subarray(a: number, b: number): A }>(a: A, d: number) => a.subarray(r * d, (r + 64) * d);
+      const rowsOf = <A extends ArrayBufferView & { subarray(a: number, b: number): A }>(a: A, d: number) =>
+        a.subarray(r * d, (r + 64) * d);
       const part = rmsNormBackward(rowsOf(dy, dim), rowsOf(x, dim), w, { ...opts, rstd: rowsOf(rstd, 1) } as never).dx;
-      expect(Buffer.from(part.buffer).equals(whole.rms.subarray(r * dim * bpe, (r + 64) * dim * bpe)), `rmsNormBackward rows ${r}..`).toBe(true);
-      const lpart = layerNormBackward(rowsOf(dy, dim), rowsOf(x, dim), w, { ...opts, mean: rowsOf(mean, 1), rstd: rowsOf(lrstd, 1) } as never).dx;
-      expect(Buffer.from(lpart.buffer).equals(whole.ln.subarray(r * dim * bpe, (r + 64) * dim * bpe)), `layerNormBackward rows ${r}..`).toBe(true);
+      expect(
+        Buffer.from(part.buffer).equals(whole.rms.subarray(r * dim * bpe, (r + 64) * dim * bpe)),
+        `rmsNormBackward rows ${r}..`,
+      ).toBe(true);
+      const lpart = layerNormBackward(rowsOf(dy, dim), rowsOf(x, dim), w, {
+        ...opts,
+        mean: rowsOf(mean, 1),
+        rstd: rowsOf(lrstd, 1),
+      } as never).dx;
+      expect(
+        Buffer.from(lpart.buffer).equals(whole.ln.subarray(r * dim * bpe, (r + 64) * dim * bpe)),
+        `layerNormBackward rows ${r}..`,
+      ).toBe(true);
     }
   });
 });

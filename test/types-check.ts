@@ -31,7 +31,11 @@ rmsNorm(x32, w32, { epsilon: 1e-5 });
 // Half precision: a Uint16Array needs options with a dtype; weights may be float32 or the half type;
 // statistics are Float32Array.
 const h16 = new Uint16Array(8);
-export const yHalf: Uint16Array = rmsNorm(h16, new Float32Array(4), { dtype: 'bfloat16', castMode: 'llama', rstd: new Float32Array(2) });
+export const yHalf: Uint16Array = rmsNorm(h16, new Float32Array(4), {
+  dtype: 'bfloat16',
+  castMode: 'llama',
+  rstd: new Float32Array(2),
+});
 export const yHalf2: Uint16Array = rmsNorm(h16, new Uint16Array(4), { dtype: 'float16' });
 // @ts-expect-error: a Uint16Array call needs options.dtype
 rmsNorm(h16, null, { dim: 4 });

@@ -11,7 +11,9 @@ import * as api from '../dist/index.js';
 import { backend, layerNorm, rmsNorm } from '../dist/index.js';
 import { expectedIsa, nativeRequested } from './setup';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { compute } = require('./fixtures/compute.cjs') as { compute: (m: unknown, seed: number, dim: number, rows: number) => Promise<Record<string, Float32Array>> };
+const { compute } = require('./fixtures/compute.cjs') as {
+  compute: (m: unknown, seed: number, dim: number, rows: number) => Promise<Record<string, Float32Array>>;
+};
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -49,7 +51,16 @@ describe('worker_threads', () => {
             }
             // Sync and async agree within each worker.
             const r = got[i]![size];
-            for (const [s, a] of [['rms', 'rmsAsync'], ['ln', 'lnAsync'], ['add', 'addAsync'], ['res1', 'res2'], ['gdx', 'gadx'], ['gdw', 'gadw'], ['hdx', 'hadx'], ['hdb', 'hadb']]) {
+            for (const [s, a] of [
+              ['rms', 'rmsAsync'],
+              ['ln', 'lnAsync'],
+              ['add', 'addAsync'],
+              ['res1', 'res2'],
+              ['gdx', 'gadx'],
+              ['gdw', 'gadw'],
+              ['hdx', 'hadx'],
+              ['hdb', 'hadb'],
+            ]) {
               expect(bytes(r[s!]!).equals(bytes(r[a!]!)), `worker ${i} ${size} ${s} vs ${a}`).toBe(true);
             }
           }

@@ -30,8 +30,8 @@ constexpr size_t kGroup = 4;
 // contributions: widened to double lane by lane. The first group of a range overwrites (`first`), so the
 // caller's scratch needs no zeroing.
 template <typename T>
-RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m, typename Vec<T>::R sw,
-                            typename Vec<T>::R sb) {
+RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m,
+                                           typename Vec<T>::R sw, typename Vec<T>::R sb) {
   using D = Vec<double>;
   constexpr size_t N = Vec<T>::N;
   alignas(64) T lanes[2][N];
@@ -72,7 +72,8 @@ inline typename Vec<Compute<T>>::R load_t(const T* p, size_t i, bool full, size_
 template <typename T, size_t K, typename Body>
 void blocked_row_sums(size_t n, double* out, Body body) {
   using V = Vec<Compute<T>>;
-  blocked_sums<Compute<T>, 1, K, 8>(n, out, [&](typename V::R* acc, size_t i, bool full, size_t m) { body(i, full, m, acc); });
+  blocked_sums<Compute<T>, 1, K, 8>(n, out,
+                                    [&](typename V::R* acc, size_t i, bool full, size_t m) { body(i, full, m, acc); });
 }
 
 // Per-row scalars of the RMSNorm backward: rstd, and q = rstd / k * sum_i g[i] x[i], so that
@@ -269,8 +270,7 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double*
 //   xhat(row, x)        the normalized input
 //   dx(a, row, dy, xhat, w, i, m)   the gradient of columns [i, i + m)
 template <typename Op, typename T, typename W, size_t G>
-void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first,
-                    size_t r_end) {
+void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first, size_t r_end) {
   using C = Compute<T>;
   using V = Vec<C>;
   const size_t n = a.dim;
@@ -310,12 +310,13 @@ struct RmsBackward {
     rms_backward_scalars<T, W>(a, r, &rstd, &q);
     return {V::set1(static_cast<C>(rstd)), V::set1(static_cast<C>(-q))};
   }
-  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full, size_t m) {
+  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full,
+                                                    size_t m) {
     return a.weight ? V::add(load_v<C>(a.weight, i, full, m), V::set1(static_cast<C>(a.offset))) : V::set1(C(1));
   }
   RMSNORM_ALWAYS_INLINE static typename V::R xhat(const Row& row, typename V::R xv) { return V::mul(xv, row.r); }
   RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>& a, const Row& row, typename V::R dyv,
-                          typename V::R xhat, typename V::R wv, size_t i, size_t m) {
+                                                typename V::R xhat, typename V::R wv, size_t i, size_t m) {
     const size_t n = a.dim, k = a.k;
     const auto gv = V::mul(dyv, wv);
     if (k == n || i + m <= k) return V::mul(row.r, V::fma(xhat, row.nq, gv));  // rstd * (g - xhat * q)
@@ -348,14 +349,15 @@ struct LnBackward {
     return {V::set1(hi), V::set1(static_cast<C>(mean - static_cast<double>(hi))), V::set1(static_cast<C>(rstd)),
             V::set1(static_cast<C>(ga)), V::set1(static_cast<C>(-gb))};
   }
-  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full, size_t m) {
+  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full,
+                                                    size_t m) {
     return a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1));
   }
   RMSNORM_ALWAYS_INLINE static typename V::R xhat(const Row& row, typename V::R xv) {
     return V::mul(V::sub(V::sub(xv, row.mh), row.ml), row.r);
   }
-  RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>&, const Row& row, typename V::R dyv, typename V::R xhat,
-                          typename V::R wv, size_t, size_t) {
+  RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>&, const Row& row, typename V::R dyv,
+                                                typename V::R xhat, typename V::R wv, size_t, size_t) {
     return V::mul(row.r, V::fma(xhat, row.nb, V::sub(V::mul(dyv, wv), row.a)));
   }
 };
@@ -382,8 +384,8 @@ void layer_norm_backward_rows(const BackwardArgs<T, W>& a, size_t r0, size_t r1,
   backward_rows<LnBackward<T, W>>(a, r0, r1, dw, db);
 }
 
-#define RMSNORM_INSTANTIATE(T, W)                                                                                 \
-  template void rms_norm_backward_rows<T, W>(const BackwardArgs<T, W>&, size_t, size_t, double*, double*);     \
+#define RMSNORM_INSTANTIATE(T, W)                                                                          \
+  template void rms_norm_backward_rows<T, W>(const BackwardArgs<T, W>&, size_t, size_t, double*, double*); \
   template void layer_norm_backward_rows<T, W>(const BackwardArgs<T, W>&, size_t, size_t, double*, double*);
 RMSNORM_FOR_EACH_TYPE_PAIR(RMSNORM_INSTANTIATE)
 #undef RMSNORM_INSTANTIATE

@@ -39,8 +39,8 @@ inline void prefetch_span(const T* p, size_t n) {
 // loses nothing to the rounding of the mean. With (kT & kLlamaTerm), x * rstd is rounded to the storage type first and
 // the affine step is a plain multiply and add (no fused rounding), to match that rule bit for bit.
 template <typename T, typename W, bool kCenter, unsigned kT>
-void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo,
-               Compute<T> rstd, Compute<T> offset, size_t n, bool stream, const T* next) {
+void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo, Compute<T> rstd,
+               Compute<T> offset, size_t n, bool stream, const T* next) {
   using C = Compute<T>;
   using V = Vec<C>;
   constexpr size_t N = V::N;
@@ -197,7 +197,8 @@ double add_rows_sum_squares(const T* x, T* res, size_t n) {
     using F = Vec<float>;
     double ss;
     blocked_sums<float, 2, 1, 8>(n, &ss, [&](typename F::R* acc, size_t i, bool full, size_t m) {
-      const auto sum = full ? F::add(F::load(res + i), F::load(x + i)) : F::add(F::loadn(res + i, m), F::loadn(x + i, m));
+      const auto sum =
+          full ? F::add(F::load(res + i), F::load(x + i)) : F::add(F::loadn(res + i, m), F::loadn(x + i, m));
       const auto v = round_storage<T>(sum);
       if (full) {
         F::store(res + i, v);
@@ -262,7 +263,8 @@ void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
       }
     }
   }
-  const unsigned terms = (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
+  const unsigned terms =
+      (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
   switch (terms) {
     case 0: return Impl<T, W, 0>::run(a, r0, r1);
     case 1: return Impl<T, W, 1>::run(a, r0, r1);
@@ -313,9 +315,9 @@ void add_rms_norm_rows(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   if (a.stream) stream_fence();
 }
 
-#define RMSNORM_INSTANTIATE(T, W)                                                \
-  template void rms_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);     \
-  template void layer_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);   \
+#define RMSNORM_INSTANTIATE(T, W)                                             \
+  template void rms_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);   \
+  template void layer_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t); \
   template void add_rms_norm_rows<T, W>(const NormArgs<T, W>&, size_t, size_t);
 RMSNORM_FOR_EACH_TYPE_PAIR(RMSNORM_INSTANTIATE)
 #undef RMSNORM_INSTANTIATE

@@ -106,7 +106,9 @@ inline typename Vec<C>::R load_v(const P* p, size_t i, bool full, size_t m) {
 }
 
 template <typename T>
-inline T max_mag(T a, T b) { return a > b ? a : b; }
+inline T max_mag(T a, T b) {
+  return a > b ? a : b;
+}
 
 // Elements before p + head is aligned to a vector of N elements (0 when already aligned, when p is not even
 // element-aligned, or when the row is too short to gain).

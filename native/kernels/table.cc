@@ -20,14 +20,10 @@ constexpr OpTable<T, W> op_table() {
 #define RMSNORM_TABLE_NAME(isa) RMSNORM_TABLE_NAME2(isa)
 
 extern const KernelTable RMSNORM_TABLE_NAME(RMSNORM_ISA) = {
-    RMSNORM_STR(RMSNORM_ISA),
-    op_table<float, float>(),
-    op_table<double, double>(),
-    op_table<bf16_t, bf16_t>(),
-    op_table<bf16_t, float>(),
-    op_table<f16_t, f16_t>(),
-    op_table<f16_t, float>(),
-    {&from_float<bf16_t>, &to_float<bf16_t>, &from_float<f16_t>, &to_float<f16_t>},
+    RMSNORM_STR(RMSNORM_ISA),   op_table<float, float>(),
+    op_table<double, double>(), op_table<bf16_t, bf16_t>(),
+    op_table<bf16_t, float>(),  op_table<f16_t, f16_t>(),
+    op_table<f16_t, float>(),   {&from_float<bf16_t>, &to_float<bf16_t>, &from_float<f16_t>, &to_float<f16_t>},
 };
 
 }  // namespace rmsnorm

@@ -60,7 +60,9 @@ function compare(what, got, ref, rowLen, tol, rowScale) {
       scale = Math.max(scale, Math.abs(ref[i]));
     }
     if (err > tol * scale) {
-      throw new Error(`${what}, row ${r0 / rowLen}: error ${err.toExponential(3)} > ${tol} x ${scale.toExponential(3)}`);
+      throw new Error(
+        `${what}, row ${r0 / rowLen}: error ${err.toExponential(3)} > ${tol} x ${scale.toExponential(3)}`,
+      );
     }
   }
 }
@@ -112,7 +114,8 @@ async function checkTable(isa) {
         const ref = new Float64Array(n);
         const refRstd = new Float64Array(ROWS);
         fallback.rmsNorm(f64(x), f64(w), f64(b), ref, refRstd, dim, EPS, 0.5, partial);
-        if (partial === 1) compare(`${tag} reference rmsNorm`, ref, textbookRms(f64(x), f64(w), f64(b), dim, 0.5), dim, 1e-13);
+        if (partial === 1)
+          compare(`${tag} reference rmsNorm`, ref, textbookRms(f64(x), f64(w), f64(b), dim, 0.5), dim, 1e-13);
         compare(`${tag} rmsNorm partial ${partial}`, y, ref, dim, tol.fwd);
         compare(`${tag} rmsNorm rstd`, rstd, refRstd, 1, tol.fwd);
       }
@@ -145,7 +148,10 @@ async function checkTable(isa) {
         // dx = rstd * (offset + w) * dy - (a correction of the same size): cancels when dim is small.
         const rstd = new Float64Array(ROWS);
         fallback.rmsNorm(f64(xb), f64(w), null, new Float64Array(n), rstd, dim, EPS, 0.25, 1);
-        const scale = rstd.map((r, row) => r * Math.max(...Array.from({ length: dim }, (_, i) => Math.abs(dy[row * dim + i] * (0.25 + w[i])))));
+        const scale = rstd.map(
+          (r, row) =>
+            r * Math.max(...Array.from({ length: dim }, (_, i) => Math.abs(dy[row * dim + i] * (0.25 + w[i])))),
+        );
         compare(`${tag} rmsNormBackward dx`, g.dx, ref.dx, dim, tol.bwd, scale);
         compare(`${tag} rmsNormBackward dweight`, g.dweight, ref.dw, dim, tol.bwd);
         compare(`${tag} rmsNormBackward dbias`, g.dbias, ref.db, dim, tol.bwd);
@@ -156,7 +162,9 @@ async function checkTable(isa) {
         fallback.layerNormBackward(f64(dy), f64(xb), f64(w), null, null, ref.dx, ref.dw, ref.db, dim, EPS, false);
         const rstd = new Float64Array(ROWS);
         fallback.layerNorm(f64(xb), f64(w), null, new Float64Array(n), null, rstd, dim, EPS);
-        const scale = rstd.map((r, row) => r * Math.max(...Array.from({ length: dim }, (_, i) => Math.abs(dy[row * dim + i] * w[i]))));
+        const scale = rstd.map(
+          (r, row) => r * Math.max(...Array.from({ length: dim }, (_, i) => Math.abs(dy[row * dim + i] * w[i]))),
+        );
         compare(`${tag} layerNormBackward dx`, g.dx, ref.dx, dim, tol.bwd, scale);
         compare(`${tag} layerNormBackward dweight`, g.dweight, ref.dw, dim, tol.bwd);
         compare(`${tag} layerNormBackward dbias`, g.dbias, ref.db, dim, tol.bwd);
@@ -183,14 +191,18 @@ async function checkTable(isa) {
   assert.equal(info.native, true, 'the native module loaded');
   if (process.arch === 'arm64') assert.equal(info.isa, 'neon', 'arm64 loads the NEON kernels');
   assert.equal(info.isa, best);
-  console.log(`${process.platform}-${process.arch} node ${process.version}: backend ${JSON.stringify(info)}, tables ${binding.supportedIsas().join(', ')}`);
+  console.log(
+    `${process.platform}-${process.arch} node ${process.version}: backend ${JSON.stringify(info)}, tables ${binding.supportedIsas().join(', ')}`,
+  );
   for (const isa of binding.supportedIsas()) {
     binding.selectIsa(isa);
     assert.equal(binding.isa(), isa);
     const t0 = Date.now();
     const cases = await checkTable(isa);
-    console.log(`ok ${isa}: rmsNorm, layerNorm, addRmsNorm, both backward passes, float32 and float64, ` +
-      `${cases / 2} lengths (${LENGTHS.join(', ')}) + threaded async (${Date.now() - t0} ms)`);
+    console.log(
+      `ok ${isa}: rmsNorm, layerNorm, addRmsNorm, both backward passes, float32 and float64, ` +
+        `${cases / 2} lengths (${LENGTHS.join(', ')}) + threaded async (${Date.now() - t0} ms)`,
+    );
   }
 })().catch((error) => {
   console.error(`FAIL ${error.stack}`);

@@ -12,7 +12,12 @@ describe('linux-arm64 prebuild', () => {
   it('loads the NEON kernels, and NEON and scalar match the float64 reference on awkward lengths', () => {
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('RMSNORM_')) delete env[k];
-    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-arm64.mjs')], { cwd: root, env, encoding: 'utf8', timeout: 280_000 });
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-arm64.mjs')], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: 280_000,
+    });
     const output = `${r.stdout}\n${r.stderr}`;
     expect(r.status, output).toBe(0);
     expect(r.stdout).toMatch(/linux-arm64 node v\d+.*"native":true,"isa":"neon"/);

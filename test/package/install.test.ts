@@ -46,8 +46,13 @@ function node(args: string[], cwd: string, env: Record<string, string> = {}) {
 function expectedIsa(): string {
   if (process.arch === 'arm64') return 'neon';
   if (process.arch !== 'x64') return 'scalar';
-  const flags = new Set((/^flags\s*:(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '').trim().split(/\s+/));
-  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return flags.has('avx512_bf16') ? 'avx512bf16' : 'avx512';
+  const flags = new Set(
+    (/^flags\s*:(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '')
+      .trim()
+      .split(/\s+/),
+  );
+  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f)))
+    return flags.has('avx512_bf16') ? 'avx512bf16' : 'avx512';
   if (['avx2', 'fma', 'f16c'].every((f) => flags.has(f))) return 'avx2';
   return 'scalar';
 }
@@ -59,17 +64,24 @@ let tarball = '';
 let packed: { filename: string; files: { path: string }[] };
 
 beforeAll(() => {
-  const current = spawnSync(process.execPath, ['scripts/prebuild.mjs', '--check', '--arch', process.arch], { cwd: root });
+  const current = spawnSync(process.execPath, ['scripts/prebuild.mjs', '--check', '--arch', process.arch], {
+    cwd: root,
+  });
   if (process.platform === 'linux' && current.status !== 0) {
     const r = spawnSync(process.execPath, ['scripts/prebuild.mjs'], { cwd: root, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`npm run prebuilds failed:\n${r.stdout}\n${r.stderr}`);
   }
   // --ignore-scripts: `prepare` would rebuild what `npm test` has just built (dist/ by pretest, the addon by
   // `npm run build`); the tarball's contents are the same.
-  [packed] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], root)) as [typeof packed];
+  [packed] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], root)) as [
+    typeof packed,
+  ];
   tarball = path.join(tmp, packed.filename);
   mkdirSync(consumer);
-  writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+  writeFileSync(
+    path.join(consumer, 'package.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
+  );
   // node-gyp-build, the one runtime dependency, comes from npm's cache when it is there, else the registry.
   npm(['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], consumer);
 }, 240_000);
@@ -79,12 +91,28 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('npm pack', () => {
   it('the tarball holds the built JavaScript and types, the native sources and the stripped prebuilds, under 2 MB', () => {
     const files = packed.files.map((f) => f.path).sort();
-    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/loader.js', 'binding.d.ts', 'CMakeLists.txt', 'native/kernels/forward.cc', 'native/kernels/backward.cc', 'native/kernels/numerics.h', 'native/ops.gen.h', `prebuilds/${tuple}/${prebuildName}`]) {
+    for (const f of [
+      'package.json',
+      'README.md',
+      'dist/index.js',
+      'dist/index.mjs',
+      'dist/index.d.ts',
+      'dist/loader.js',
+      'binding.d.ts',
+      'CMakeLists.txt',
+      'native/kernels/forward.cc',
+      'native/kernels/backward.cc',
+      'native/kernels/numerics.h',
+      'native/ops.gen.h',
+      `prebuilds/${tuple}/${prebuildName}`,
+    ]) {
       expect(files).toContain(f);
     }
     // CI cross-compiles linux-arm64 too (RMSNORM_TEST_ARM64=1); then it must ship.
     if (process.env.RMSNORM_TEST_ARM64 === '1') expect(files).toContain(`prebuilds/linux-arm64/${prebuildName}`);
-    const stray = files.filter((f) => /\.map$|^(lib|test|scripts|bench|examples|build|build-prebuild|cmake|\.ci)\/|node_modules|\.tgz$/.test(f));
+    const stray = files.filter((f) =>
+      /\.map$|^(lib|test|scripts|bench|examples|build|build-prebuild|cmake|\.ci)\/|node_modules|\.tgz$/.test(f),
+    );
     expect(stray).toEqual([]);
     expect(statSync(tarball).size).toBeLessThan(MAX_TARBALL);
 
@@ -94,7 +122,9 @@ describe('npm pack', () => {
     expect(files).not.toContain('binding.gyp');
     expect(Object.keys(pkg.dependencies)).toEqual(['node-gyp-build']);
 
-    const readelf = spawnSync('readelf', ['-S', path.join(root, 'prebuilds', tuple, prebuildName)], { encoding: 'utf8' });
+    const readelf = spawnSync('readelf', ['-S', path.join(root, 'prebuilds', tuple, prebuildName)], {
+      encoding: 'utf8',
+    });
     if (readelf.status === 0) expect(readelf.stdout).not.toMatch(/\.symtab|\.debug_/);
   });
 });
@@ -106,8 +136,14 @@ describe('installed from the tarball', () => {
   const expectedY = [1, 1, -1, 1]; // exact: each row's mean square is a square
 
   it('require() loads the prebuilt binary and the best kernels of this CPU', () => {
-    const r = node(['-e', `const m = require('rmsnorm'); ${call}
-      console.log(${report(`, files: Object.keys(require.cache).filter((f) => f.endsWith('.node'))`)})`], consumer);
+    const r = node(
+      [
+        '-e',
+        `const m = require('rmsnorm'); ${call}
+      console.log(${report(`, files: Object.keys(require.cache).filter((f) => f.endsWith('.node'))`)})`,
+      ],
+      consumer,
+    );
     expect(r.stderr).toBe('');
     const got = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(got).toMatchObject({ native: true, isa: expectedIsa(), version: pkg.version, y: expectedY });
@@ -116,8 +152,15 @@ describe('installed from the tarball', () => {
   });
 
   it('import loads the same, with named and default exports', () => {
-    const r = node(['--input-type=module', '-e', `import * as m from 'rmsnorm'; import d from 'rmsnorm'; ${call}
-      if (d.rmsNorm !== m.rmsNorm) throw new Error('default export differs'); console.log(${report()});`], consumer);
+    const r = node(
+      [
+        '--input-type=module',
+        '-e',
+        `import * as m from 'rmsnorm'; import d from 'rmsnorm'; ${call}
+      if (d.rmsNorm !== m.rmsNorm) throw new Error('default export differs'); console.log(${report()});`,
+      ],
+      consumer,
+    );
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toMatchObject({ native: true, isa: expectedIsa(), y: expectedY });
   });
@@ -125,7 +168,15 @@ describe('installed from the tarball', () => {
   it('TypeScript: the shipped types accept a correct call and reject a wrong one (CommonJS and nodenext)', () => {
     const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     const options = (module: string, resolution: string, extra: Record<string, unknown> = {}) => ({
-      compilerOptions: { strict: true, types: [], lib: ['es2022'], target: 'es2022', module, moduleResolution: resolution, ...extra },
+      compilerOptions: {
+        strict: true,
+        types: [],
+        lib: ['es2022'],
+        target: 'es2022',
+        module,
+        moduleResolution: resolution,
+        ...extra,
+      },
     });
     // No @types/node in the consumer: the package's types must not need them.
     writeFileSync(
@@ -140,11 +191,26 @@ new RMSNorm(4).forward(new Float32Array(8));
 console.log(JSON.stringify({ y: Array.from(y), z: z.length, dx: g.dx.length, isa }));
 `,
     );
-    writeFileSync(path.join(consumer, 'ok.mts'), `import * as m from 'rmsnorm';\nimport d from 'rmsnorm';\nexport const y: Float32Array = m.rmsNorm(new Float32Array(8), new Float32Array(4));\nexport const same: boolean = d.backend().isa === m.backend().isa;\n`);
-    writeFileSync(path.join(consumer, 'bad.ts'), `import { rmsNorm } from 'rmsnorm';\n\nrmsNorm(new Float32Array(8), new Float64Array(4));\n`);
-    writeFileSync(path.join(consumer, 'tsconfig.cjs.json'), JSON.stringify({ ...options('commonjs', 'node10', { outDir: 'out' }), files: ['ok.ts'] }));
-    writeFileSync(path.join(consumer, 'tsconfig.esm.json'), JSON.stringify({ ...options('nodenext', 'nodenext', { noEmit: true }), files: ['ok.mts', 'ok.ts'] }));
-    writeFileSync(path.join(consumer, 'tsconfig.bad.json'), JSON.stringify({ ...options('commonjs', 'node10', { noEmit: true }), files: ['bad.ts'] }));
+    writeFileSync(
+      path.join(consumer, 'ok.mts'),
+      `import * as m from 'rmsnorm';\nimport d from 'rmsnorm';\nexport const y: Float32Array = m.rmsNorm(new Float32Array(8), new Float32Array(4));\nexport const same: boolean = d.backend().isa === m.backend().isa;\n`,
+    );
+    writeFileSync(
+      path.join(consumer, 'bad.ts'),
+      `import { rmsNorm } from 'rmsnorm';\n\nrmsNorm(new Float32Array(8), new Float64Array(4));\n`,
+    );
+    writeFileSync(
+      path.join(consumer, 'tsconfig.cjs.json'),
+      JSON.stringify({ ...options('commonjs', 'node10', { outDir: 'out' }), files: ['ok.ts'] }),
+    );
+    writeFileSync(
+      path.join(consumer, 'tsconfig.esm.json'),
+      JSON.stringify({ ...options('nodenext', 'nodenext', { noEmit: true }), files: ['ok.mts', 'ok.ts'] }),
+    );
+    writeFileSync(
+      path.join(consumer, 'tsconfig.bad.json'),
+      JSON.stringify({ ...options('commonjs', 'node10', { noEmit: true }), files: ['bad.ts'] }),
+    );
 
     const cjs = node([tsc, '-p', 'tsconfig.cjs.json'], consumer);
     expect(cjs.stdout + cjs.stderr).toBe('');
@@ -154,7 +220,9 @@ console.log(JSON.stringify({ y: Array.from(y), z: z.length, dx: g.dx.length, isa
     expect(esm.status).toBe(0);
     const bad = node([tsc, '-p', 'tsconfig.bad.json'], consumer);
     expect(bad.status).not.toBe(0);
-    expect(bad.stdout).toMatch(/bad\.ts\(3,30\): error TS2345: Argument of type 'Float64Array.*' is not assignable to parameter of type 'Float32Array.*'/);
+    expect(bad.stdout).toMatch(
+      /bad\.ts\(3,30\): error TS2345: Argument of type 'Float64Array.*' is not assignable to parameter of type 'Float32Array.*'/,
+    );
 
     const ran = node([path.join('out', 'ok.js')], consumer);
     expect(ran.stderr).toBe('');
@@ -165,9 +233,20 @@ console.log(JSON.stringify({ y: Array.from(y), z: z.length, dx: g.dx.length, isa
     const prebuilds = path.join(installed, 'prebuilds');
     renameSync(prebuilds, `${prebuilds}.away`);
     try {
-      const r = node(['-e', `const m = require('rmsnorm'); ${call} m.rmsNorm(new Float32Array(2), null, { dim: 2 }); console.log(${report()})`], consumer);
+      const r = node(
+        [
+          '-e',
+          `const m = require('rmsnorm'); ${call} m.rmsNorm(new Float32Array(2), null, { dim: 2 }); console.log(${report()})`,
+        ],
+        consumer,
+      );
       expect(r.status).toBe(0);
-      expect(JSON.parse(r.stdout)).toMatchObject({ native: false, isa: 'js', loadError: 'RMSNORM_NATIVE_UNAVAILABLE', y: expectedY });
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        native: false,
+        isa: 'js',
+        loadError: 'RMSNORM_NATIVE_UNAVAILABLE',
+        y: expectedY,
+      });
       expect(r.stderr.match(/\[RMSNORM_NATIVE_UNAVAILABLE\]/g)).toHaveLength(1);
       expect(r.stderr).toContain(path.join(prebuilds, tuple, '*.node'));
 
@@ -175,7 +254,9 @@ console.log(JSON.stringify({ y: Array.from(y), z: z.length, dx: g.dx.length, isa
       expect(strict.status).not.toBe(0);
       expect(strict.stderr).toContain(`${path.join(installed, 'build', 'Release', '*.node')}: none`);
       expect(strict.stderr).toContain(`${path.join(prebuilds, tuple, '*.node')}: no such directory`);
-      expect(strict.stderr).toContain(`cd ${installed} && npm install --ignore-scripts --no-package-lock && npx cmake-js compile --out build`);
+      expect(strict.stderr).toContain(
+        `cd ${installed} && npm install --ignore-scripts --no-package-lock && npx cmake-js compile --out build`,
+      );
     } finally {
       renameSync(`${prebuilds}.away`, prebuilds);
     }

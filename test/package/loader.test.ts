@@ -10,14 +10,25 @@ const root = path.resolve(__dirname, '..', '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
 function run(code: string, env: Record<string, string | undefined> = {}, opts: { cwd?: string; esm?: boolean } = {}) {
-  const childEnv: Record<string, string | undefined> = { ...process.env, RMSNORM_BACKEND: undefined, RMSNORM_ISA: undefined, ...env };
+  const childEnv: Record<string, string | undefined> = {
+    ...process.env,
+    RMSNORM_BACKEND: undefined,
+    RMSNORM_ISA: undefined,
+    ...env,
+  };
   for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
   const args = opts.esm ? ['--input-type=module', '-e', code] : ['-e', code];
-  const r = spawnSync(process.execPath, args, { cwd: opts.cwd ?? root, env: childEnv as NodeJS.ProcessEnv, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, args, {
+    cwd: opts.cwd ?? root,
+    env: childEnv as NodeJS.ProcessEnv,
+    encoding: 'utf8',
+  });
   return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
 }
 
-const supported = (JSON.parse(run(`console.log(JSON.stringify(require('./build/Release/rmsnorm.node').supportedIsas()))`).stdout) as string[]);
+const supported = JSON.parse(
+  run(`console.log(JSON.stringify(require('./build/Release/rmsnorm.node').supportedIsas()))`).stdout,
+) as string[];
 
 // A copy of the package with its JavaScript but no native binary anywhere: what a user gets on a platform
 // with no prebuild and no compiler. It sits inside the repository so node-gyp-build still resolves.
@@ -30,7 +41,12 @@ describe('entry points', () => {
   it('require() loads the native kernels and reports them', () => {
     const r = run(`const m = require('./'); console.log(JSON.stringify(m.backend()))`);
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ native: true, isa: supported[0], threads: os.availableParallelism(), version });
+    expect(JSON.parse(r.stdout)).toEqual({
+      native: true,
+      isa: supported[0],
+      threads: os.availableParallelism(),
+      version,
+    });
   });
 
   it('import loads the same module instance and the same API', () => {
@@ -72,7 +88,10 @@ describe('loader', () => {
   });
 
   it('an unknown RMSNORM_ISA or RMSNORM_BACKEND warns with a code and keeps working', () => {
-    const r = run(`const m = require('./'); console.log(m.backend().isa)`, { RMSNORM_ISA: 'sse9', RMSNORM_BACKEND: 'fastest' });
+    const r = run(`const m = require('./'); console.log(m.backend().isa)`, {
+      RMSNORM_ISA: 'sse9',
+      RMSNORM_BACKEND: 'fastest',
+    });
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(supported[0]);
     expect(r.stderr).toMatch(/\[RMSNORM_INVALID_ENV\].*RMSNORM_BACKEND/);
@@ -91,7 +110,12 @@ describe('loader', () => {
     );
     expect(r.status).toBe(0);
     const got = JSON.parse(r.stdout) as { y: number[] };
-    expect(got).toEqual({ native: false, isa: 'js', err: 'RMSNORM_NATIVE_UNAVAILABLE', y: [Math.fround(3 / Math.sqrt(12.5)), Math.fround(4 / Math.sqrt(12.5))] });
+    expect(got).toEqual({
+      native: false,
+      isa: 'js',
+      err: 'RMSNORM_NATIVE_UNAVAILABLE',
+      y: [Math.fround(3 / Math.sqrt(12.5)), Math.fround(4 / Math.sqrt(12.5))],
+    });
     expect(r.stderr.match(/\[RMSNORM_NATIVE_UNAVAILABLE\]/g)).toHaveLength(1);
   });
 
@@ -102,7 +126,9 @@ describe('loader', () => {
     // Every place it looked, as a concrete path, and why nothing loaded there.
     expect(r.stderr).toContain(`${path.join(bare, 'build', 'Release', '*.node')}: none`);
     expect(r.stderr).toContain(`${path.join(bare, 'build', 'Debug', '*.node')}: none`);
-    expect(r.stderr).toContain(`${path.join(bare, 'prebuilds', `${process.platform}-${process.arch}`, '*.node')}: no such directory`);
+    expect(r.stderr).toContain(
+      `${path.join(bare, 'prebuilds', `${process.platform}-${process.arch}`, '*.node')}: no such directory`,
+    );
     expect(r.stderr).toMatch(/To build it from source .*cmake-js compile/);
   });
 
@@ -116,7 +142,11 @@ describe('loader', () => {
       const prebuild = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`, 'rmsnorm.napi.node');
       mkdirSync(path.dirname(prebuild), { recursive: true });
       writeFileSync(prebuild, 'not a shared library');
-      const r = run(`const b = require('./').backend(); console.log(JSON.stringify({ isa: b.isa, attempts: b.loadError.attempts }))`, {}, { cwd: dir });
+      const r = run(
+        `const b = require('./').backend(); console.log(JSON.stringify({ isa: b.isa, attempts: b.loadError.attempts }))`,
+        {},
+        { cwd: dir },
+      );
       const got = JSON.parse(r.stdout) as { isa: string; attempts: { file: string; error: string }[] };
       expect(got.isa).toBe('js');
       expect(got.attempts.map((a) => a.file)).toEqual([

@@ -20,8 +20,9 @@ describe('README.md examples', () => {
     it(`block ${i + 1} (${lang}) runs`, () => {
       const js =
         lang === 'ts'
-          ? ts.transpileModule(code, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } })
-              .outputText
+          ? ts.transpileModule(code, {
+              compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+            }).outputText
           : code;
       const file = path.join(root, `test/.readme-example-${process.pid}-${i}.cjs`);
       writeFileSync(file, js);
