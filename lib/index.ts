@@ -3,6 +3,7 @@
 import type { AsyncKernels, Kernels } from '../binding';
 import { convertFallback, fallback, fallbackAsync } from './fallback';
 import { load, type Isa } from './loader';
+import { allocateWith, type AllocateDType } from './memory';
 import {
   checkArray,
   checkBoolean,
@@ -143,6 +144,22 @@ const asyncKernels: AsyncKernels = binding ?? fallbackAsync;
 const native = binding !== null;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const version = (require('../package.json') as { version: string }).version;
+
+// [async memory] allocate(): arrays whose memory async calls use directly (lib/memory.ts, docs/async.md).
+export type { AllocateDType } from './memory';
+
+/**
+ * A zero-filled array of `length` elements over memory the package owns: async calls use it directly (no
+ * copy) and keep it alive until they settle, whatever happens to the array meanwhile. Other ordinary arrays
+ * are copied in and out by async calls; SharedArrayBuffer memory is also used directly. See docs/async.md.
+ */
+export function allocate(dtype: 'float32', length: number): Float32Array;
+export function allocate(dtype: 'float64', length: number): Float64Array;
+export function allocate(dtype: 'bfloat16' | 'float16', length: number): Uint16Array;
+export function allocate(dtype: AllocateDType, length: number): DataArray;
+export function allocate(dtype: AllocateDType, length: number): DataArray {
+  return allocateWith(binding, dtype, length);
+}
 
 /** Which implementation runs, and why the native one does not if it does not. */
 export function backend(): Backend {

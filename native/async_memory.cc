@@ -1,0 +1,202 @@
+// See async_memory.h for the rule per kind of memory.
+#include "async_memory.h"
+
+#include <napi.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace rmsnorm {
+namespace memory {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------
+// Blocks. A finalizer may run on any thread that drops the last holder of an ArrayBuffer's memory (a worker
+// it was transferred to, say), so the registry is guarded by a mutex. It holds no JavaScript value.
+
+struct Block {
+  void* data;
+  size_t bytes;
+  size_t refs;
+};
+
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<uintptr_t, Block*>& registry() {
+  static std::map<uintptr_t, Block*> blocks;
+  return blocks;
+}
+
+// A count on the live block that holds [data, data + bytes), or nullptr when no block does.
+Block* acquire(const void* data, size_t bytes) {
+  const auto start = reinterpret_cast<uintptr_t>(data);
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto& blocks = registry();
+  auto it = blocks.upper_bound(start);
+  if (it == blocks.begin()) return nullptr;
+  --it;
+  Block* b = it->second;
+  if (start < it->first || start + bytes > it->first + b->bytes) return nullptr;
+  ++b->refs;
+  return b;
+}
+
+void release(Block* b) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    if (--b->refs > 0) return;
+    registry().erase(reinterpret_cast<uintptr_t>(b->data));
+  }
+  std::free(b->data);
+  delete b;
+}
+
+void finalize_block(napi_env, void*, void* hint) { release(static_cast<Block*>(hint)); }
+
+[[noreturn]] void throw_error(napi_env env, const char* code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  throw error;
+}
+
+// Outputs that a kernel also reads: addRmsNorm's residual (residual += x), and dweight/dbias when accumulating.
+bool output_is_read(const args::Slot& slot, const args::Parsed& p) {
+  return std::strcmp(slot.name, "residual") == 0 || (p.accumulate && slot.len == args::Len::kDim);
+}
+
+}  // namespace
+
+napi_value allocate(napi_env env, size_t bytes) {
+  napi_value buffer = nullptr;
+  if (bytes == 0) {
+    void* unused;
+    if (napi_create_arraybuffer(env, 0, &unused, &buffer) != napi_ok) return nullptr;
+    return buffer;
+  }
+  void* data = std::calloc(bytes, 1);
+  if (!data) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "rmsnorm: cannot allocate that many bytes");
+    return nullptr;
+  }
+  auto* b = new Block{data, bytes, 1};
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    registry()[reinterpret_cast<uintptr_t>(data)] = b;
+  }
+  if (napi_create_external_arraybuffer(env, data, bytes, finalize_block, b, &buffer) == napi_ok) return buffer;
+  // External buffers refused (a runtime with a memory sandbox): an ordinary ArrayBuffer, which async calls stage.
+  release(b);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return nullptr;
+  void* unused;
+  if (napi_create_arraybuffer(env, bytes, &unused, &buffer) != napi_ok) return nullptr;
+  return buffer;
+}
+
+size_t live_blocks() {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  return registry().size();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+CallMemory::~CallMemory() {
+  for (size_t i = 0; i < n_; ++i) {
+    Held& h = held_[i];
+    if (h.ref) napi_delete_reference(env_, h.ref);
+    if (h.kind == Kind::kStaged && h.alias < 0) std::free(h.staged);
+    if (h.kind == Kind::kOwned) release(static_cast<Block*>(h.block));
+  }
+}
+
+void CallMemory::Prepare(napi_env env, const args::OpSpec& op, napi_value* argv, args::Parsed& p) {
+  env_ = env;
+  const size_t n_slots = op.slots.size();
+  for (size_t i = 0; i < n_slots; ++i) {
+    args::ArrayArg& a = p.a[i];
+    Held& h = held_[i];
+    n_ = i + 1;
+    if (!a.present) continue;
+    h.name = op.slots[i].name;
+    h.user = a.data;
+    h.length = a.length;
+    h.bytes = a.bytes();
+    if (napi_create_reference(env, argv[i], 1, &h.ref) != napi_ok) throw_error(env, "ERR_INVALID_STATE", "rmsnorm: cannot hold the arrays of the call");
+    if (h.bytes == 0) continue;  // no memory to keep
+    if (void* block = acquire(a.data, h.bytes)) {
+      h.kind = Kind::kOwned;
+      h.block = block;
+      continue;
+    }
+    napi_value buffer;
+    bool plain = true;
+    if (napi_get_typedarray_info(env, argv[i], nullptr, nullptr, nullptr, &buffer, nullptr) != napi_ok ||
+        napi_is_arraybuffer(env, buffer, &plain) != napi_ok) {
+      throw_error(env, "ERR_INVALID_STATE", "rmsnorm: cannot read the buffer of " + args::quoted(h.name));
+    }
+    if (!plain) {  // a typed array's buffer that is not an ArrayBuffer is a SharedArrayBuffer
+      h.kind = Kind::kShared;
+      continue;
+    }
+    h.kind = Kind::kStaged;
+    h.copy_out = op.slots[i].output;
+    // An output that is exactly an input's view (in place) shares that input's copy.
+    for (size_t j = 0; j < i; ++j) {
+      if (held_[j].kind == Kind::kStaged && held_[j].user == h.user && held_[j].bytes == h.bytes) {
+        h.alias = static_cast<int>(j);
+        h.staged = held_[j].alias >= 0 ? held_[held_[j].alias].staged : held_[j].staged;
+        break;
+      }
+    }
+    if (h.alias < 0) {
+      h.staged = std::malloc(h.bytes);
+      if (!h.staged) {
+        h.kind = Kind::kNone;
+        throw_error(env, "ERR_OUT_OF_RANGE", "rmsnorm: cannot allocate a copy of " + args::quoted(h.name) + " for an async call");
+      }
+      if (!op.slots[i].output || output_is_read(op.slots[i], p)) std::memcpy(h.staged, h.user, h.bytes);
+    }
+    a.data = h.staged;
+  }
+}
+
+napi_value CallMemory::Finish(napi_env env, const char* op_name) {
+  for (size_t i = 0; i < n_; ++i) {
+    const Held& h = held_[i];
+    if (!h.ref) continue;
+    napi_value value;
+    size_t length = 0;
+    void* data = nullptr;
+    const bool same = napi_get_reference_value(env, h.ref, &value) == napi_ok && value != nullptr &&
+                      napi_get_typedarray_info(env, value, nullptr, &length, &data, nullptr, nullptr) == napi_ok &&
+                      length == h.length && (h.bytes == 0 || data == h.user);
+    if (!same) {
+      const std::string message = args::quoted(h.name) + " was detached or resized while " + op_name +
+                                  "Async ran; " +
+                                  (h.kind == Kind::kStaged ? "no output was written" : "its result was not delivered");
+      napi_value code, text, error;
+      if (napi_create_string_utf8(env, "ERR_INVALID_STATE", NAPI_AUTO_LENGTH, &code) != napi_ok ||
+          napi_create_string_utf8(env, message.c_str(), NAPI_AUTO_LENGTH, &text) != napi_ok ||
+          napi_create_error(env, code, text, &error) != napi_ok) {
+        return nullptr;
+      }
+      return error;
+    }
+  }
+  for (size_t i = 0; i < n_; ++i) {
+    const Held& h = held_[i];
+    if (h.kind == Kind::kStaged && h.copy_out) std::memcpy(h.user, h.staged, h.bytes);
+  }
+  return nullptr;
+}
+
+}  // namespace memory
+}  // namespace rmsnorm
