@@ -33,9 +33,6 @@ namespace memory {
 // buffers, an ordinary ArrayBuffer (async calls then stage it). Returns nullptr with an exception pending.
 napi_value allocate(napi_env env, size_t bytes);
 
-// The number of blocks alive (for tests of the counting).
-size_t live_blocks();
-
 // ---------------------------------------------------------------------------------------------------------
 // One async call's arrays.
 
@@ -68,6 +65,7 @@ class CallMemory {
     size_t length = 0;        // its length in elements at the call
     size_t bytes = 0;
     void* staged = nullptr;   // kStaged: the call's copy (owned here unless alias >= 0)
+    size_t capacity = 0;      // its allocated size
     int alias = -1;           // kStaged: the slot whose copy this one shares (an exact in-place view)
     bool copy_out = false;    // kStaged outputs
     void* block = nullptr;    // kOwned: the block holding one count for this call
