@@ -45,10 +45,10 @@ const slotNames: Record<string, readonly string[]> = {
 };
 
 /** The error of an async call one of whose arrays was detached or resized while it ran. */
-export function invalidState(name: string, op: string, written: boolean): Error & { code: 'ERR_INVALID_STATE' } {
-  const error = new Error(
-    `The "${name}" argument was detached or resized while ${op}Async ran; ${written ? 'its result was not delivered' : 'no output was written'}`,
-  ) as Error & { code: 'ERR_INVALID_STATE' };
+export function invalidState(name: string, op: string): Error & { code: 'ERR_INVALID_STATE' } {
+  const error = new Error(`The "${name}" argument was detached or resized while ${op}Async ran; the result was not delivered`) as Error & {
+    code: 'ERR_INVALID_STATE';
+  };
   Object.defineProperty(error, 'code', { value: 'ERR_INVALID_STATE', enumerable: true, writable: true, configurable: true });
   return error;
 }
@@ -67,7 +67,7 @@ export function changedWhileRunning(op: string, args: readonly unknown[]): () =>
   }
   return () => {
     for (const [i, a, length, offset] of seen) {
-      if (a.length !== length || (length !== 0 && a.byteOffset !== offset)) throw invalidState(names[i]!, op, false);
+      if (a.length !== length || (length !== 0 && a.byteOffset !== offset)) throw invalidState(names[i]!, op);
     }
   };
 }

@@ -245,9 +245,8 @@ napi_value CallMemory::Finish(napi_env env, const char* op_name) {
                       napi_get_typedarray_info(env, value, nullptr, &length, &data, nullptr, nullptr) == napi_ok &&
                       length == h.length && (h.bytes == 0 || data == h.user);
     if (!same) {
-      const std::string message = args::quoted(h.name) + " was detached or resized while " + op_name +
-                                  "Async ran; " +
-                                  (h.kind == Kind::kStaged ? "no output was written" : "its result was not delivered");
+      const std::string message =
+          args::quoted(h.name) + " was detached or resized while " + op_name + "Async ran; the result was not delivered";
       napi_value code, text, error;
       if (napi_create_string_utf8(env, "ERR_INVALID_STATE", NAPI_AUTO_LENGTH, &code) != napi_ok ||
           napi_create_string_utf8(env, message.c_str(), NAPI_AUTO_LENGTH, &text) != napi_ok ||

@@ -30,7 +30,7 @@ function child<T>(name: string): T & { backend: string } {
 const invalidState = (name: string, op = 'rmsNorm') => ({
   ok: false,
   code: 'ERR_INVALID_STATE',
-  message: `The "${name}" argument was detached or resized while ${op}Async ran; no output was written`,
+  message: `The "${name}" argument was detached or resized while ${op}Async ran; the result was not delivered`,
 });
 
 describe('memory taken away from an async call (child processes)', () => {
@@ -140,6 +140,19 @@ describe('what each kind of memory gets (in process)', () => {
     structuredClone(xi.buffer, { transfer: [xi.buffer] });
     await expect(q).rejects.toMatchObject({ code: 'ERR_INVALID_STATE', message: invalidState('x', 'layerNorm').message });
     expect(out.every((v) => v === 9)).toBe(true);
+  });
+
+  // Which memory is used directly shows when another array of the call is detached: a staged output is left
+  // as it was, one used directly holds the results (the kernels wrote there), and the promise rejects either way.
+  // The fallback checks before it runs, so it writes nothing at all.
+  it.each(kinds)('%s as options.out, options.rstd detached mid-call: rejected; written only if used directly', async (name, make) => {
+    const out = make().fill(9);
+    const rstd = new Float32Array(rows);
+    const p = rmsNormAsync(x, w, { out, rstd });
+    structuredClone(rstd.buffer, { transfer: [rstd.buffer] });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_INVALID_STATE', message: invalidState('options.rstd').message });
+    const direct = nativeRequested && (name === 'allocate()' || name.includes('SharedArrayBuffer'));
+    expect(bits(out)).toEqual(direct ? bits(rmsNorm(x, w)) : bits(new Float32Array(rows * dim).fill(9)));
   });
 
   it('allocate(): each dtype, zero-filled, with coded errors for bad arguments', () => {
