@@ -62,9 +62,11 @@ void finalize_block(napi_env, void*, void* hint) { release(static_cast<Block*>(h
 
 // Staging copies are taken from a few recently freed ones when one is large enough: a fresh large allocation
 // is fresh pages, and faulting them in on the JavaScript thread cost more than the copy itself (64 x 4096
-// float32: ~0.6 ms per call instead of ~0.1 ms). At most kCachedCopies copies and kCachedBytes bytes are kept.
+// float32: ~0.6 ms per call instead of ~0.1 ms). At most kCachedCopies copies and kCachedBytes bytes are kept,
+// for the life of the process: a bound on what idle memory this costs, not a tuning of speed (larger copies
+// are dominated by the copying itself).
 constexpr size_t kCachedCopies = 4;
-constexpr size_t kCachedBytes = size_t(64) << 20;
+constexpr size_t kCachedBytes = size_t(16) << 20;
 
 struct Cached {
   void* data;
