@@ -10,6 +10,12 @@
 #include <mutex>
 #include <string>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <sys/mman.h>
+#endif
+
 namespace rmsnorm {
 namespace memory {
 
@@ -79,13 +85,39 @@ std::mutex& cache_mutex() {
 struct Cache {
   Cached entries[kCachedCopies] = {};
   size_t n = 0, bytes = 0;
-  ~Cache() {
-    for (size_t i = 0; i < n; ++i) std::free(entries[i].data);
-  }
+  ~Cache();
 };
 Cache& cache() {
   static Cache c;
   return c;
+}
+
+// Copies of a megabyte or more are mapped pages of their own, returned to the system when freed: from the
+// C heap they would stay in the arena of the thread that freed them (each worker thread has its own), which
+// showed as RSS growth of tens of megabytes per terminated worker.
+constexpr size_t kMappedMinBytes = size_t(1) << 20;
+
+void* map_copy(size_t bytes) {
+  if (bytes < kMappedMinBytes) return std::malloc(bytes);
+#ifdef _WIN32
+  return VirtualAlloc(nullptr, bytes, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+#else
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+#endif
+}
+
+void unmap_copy(void* data, size_t capacity) {
+  if (capacity < kMappedMinBytes) return std::free(data);
+#ifdef _WIN32
+  VirtualFree(data, 0, MEM_RELEASE);
+#else
+  munmap(data, capacity);
+#endif
+}
+
+Cache::~Cache() {
+  for (size_t i = 0; i < n; ++i) unmap_copy(entries[i].data, entries[i].capacity);
 }
 
 void* take_copy(size_t bytes, size_t& capacity) {
@@ -105,7 +137,7 @@ void* take_copy(size_t bytes, size_t& capacity) {
     }
   }
   capacity = bytes;
-  return std::malloc(bytes);
+  return map_copy(bytes);
 }
 
 void give_copy(void* data, size_t capacity) {
@@ -120,7 +152,7 @@ void give_copy(void* data, size_t capacity) {
         if (c.entries[i].capacity < c.entries[smallest].capacity) smallest = i;
       }
       if (c.entries[smallest].capacity > capacity) break;
-      std::free(c.entries[smallest].data);
+      unmap_copy(c.entries[smallest].data, c.entries[smallest].capacity);
       c.bytes -= c.entries[smallest].capacity;
       c.entries[smallest] = c.entries[--c.n];
     }
@@ -130,7 +162,7 @@ void give_copy(void* data, size_t capacity) {
       return;
     }
   }
-  std::free(data);
+  unmap_copy(data, capacity);
 }
 
 [[noreturn]] void throw_error(napi_env env, const char* code, const std::string& message) {
