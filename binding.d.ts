@@ -109,4 +109,6 @@ export interface NativeBinding extends Kernels, AsyncKernels, Converter {
   selectIsa(cap: string): string;
   /** The ISA of the kernels in use. */
   isa(): string;
+  /** A zero-filled ArrayBuffer of `bytes` bytes over reference-counted memory of the addon (lib/memory.ts). */
+  allocate(bytes: number): ArrayBuffer;
 }

@@ -2,7 +2,7 @@
 // (native/kernels/), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
 import type { AsyncKernels, Converter, DataArray, Kernels } from '../binding';
-import { partialCount } from './validate';
+import { changedWhileRunning, partialCount } from './validate';
 
 type FloatArray = Float32Array | Float64Array;
 type Arr = FloatArray | null;
@@ -656,17 +656,22 @@ export const convertFallback: Converter = {
  * a later macrotask (setImmediate) and resolves when done. Results are identical to the sync forms.
  */
 export const fallbackAsync: AsyncKernels = {
-  rmsNormAsync: (...args) => later(() => fallback.rmsNorm(...args)),
-  layerNormAsync: (...args) => later(() => fallback.layerNorm(...args)),
-  addRmsNormAsync: (...args) => later(() => fallback.addRmsNorm(...args)),
-  rmsNormBackwardAsync: (...args) => later(() => fallback.rmsNormBackward(...args)),
-  layerNormBackwardAsync: (...args) => later(() => fallback.layerNormBackward(...args)),
+  // Each call records its arrays now; one detached or resized before the work runs rejects
+  // with ERR_INVALID_STATE and nothing is written (changedWhileRunning, lib/validate.ts).
+  rmsNormAsync: (...args) => later(changedWhileRunning('rmsNorm', args), () => fallback.rmsNorm(...args)),
+  layerNormAsync: (...args) => later(changedWhileRunning('layerNorm', args), () => fallback.layerNorm(...args)),
+  addRmsNormAsync: (...args) => later(changedWhileRunning('addRmsNorm', args), () => fallback.addRmsNorm(...args)),
+  rmsNormBackwardAsync: (...args) =>
+    later(changedWhileRunning('rmsNormBackward', args), () => fallback.rmsNormBackward(...args)),
+  layerNormBackwardAsync: (...args) =>
+    later(changedWhileRunning('layerNormBackward', args), () => fallback.layerNormBackward(...args)),
 };
 
-function later(work: () => void): Promise<void> {
+function later(check: () => void, work: () => void): Promise<void> {
   return new Promise((resolve, reject) => {
     setImmediate(() => {
       try {
+        check();
         work();
         resolve();
       } catch (error) {

@@ -40,6 +40,11 @@ export interface ArraySlot {
    * ('withWeight'; otherwise the kernel gets null).
    */
   readonly allocate?: 'always' | 'withWeight';
+  /**
+   * An output whose prior contents the kernel reads: always (residual += x), or only with the accumulate scalar
+   * (dweight/dbias added to). An async call that copies the array copies it in as well as out.
+   */
+  readonly reads?: 'always' | 'accumulate';
 }
 
 /** The scalars the kernels take, with their JavaScript type. */
@@ -116,6 +121,7 @@ const dweight = {
   nullable: true,
   output: true,
   allocate: 'withWeight',
+  reads: 'accumulate',
 } as const;
 const dbias = {
   role: 'dbias',
@@ -125,6 +131,7 @@ const dbias = {
   nullable: true,
   output: true,
   allocate: 'always',
+  reads: 'accumulate',
 } as const;
 const statIn = (role: 'mean' | 'rstd') =>
   ({ role, name: `options.${role}`, length: 'rows', element: 'stat', nullable: true, output: false }) as const;
@@ -157,7 +164,15 @@ export const OPS = {
     doc: 'residual += x, then RMSNorm of residual into out (which may be x).',
     arrays: [
       x,
-      { role: 'residual', name: 'residual', length: 'total', element: 'data', nullable: false, output: true },
+      {
+        role: 'residual',
+        name: 'residual',
+        length: 'total',
+        element: 'data',
+        nullable: false,
+        output: true,
+        reads: 'always',
+      },
       weight,
       { role: 'bias', name: 'options.bias', length: 'dim', element: 'param', nullable: true, output: false },
       outOnX,

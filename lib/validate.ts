@@ -2,10 +2,11 @@
 // written, so a failed call leaves every output untouched.
 //
 // Errors follow Node's conventions: TypeError/RangeError with a `code` (ERR_INVALID_ARG_TYPE,
-// ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE) and a message that names the argument, what was expected and
+// ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE; ERR_INVALID_STATE for an array detached or resized while an async
+// call ran) and a message that names the argument, what was expected and
 // what was received:  The "weight" argument must have length 4096 (dim), received length 4095
 
-import type { ArraySlot, OpDescription, Role } from './op-table';
+import { OPS, type ArraySlot, type OpDescription, type OpName, type Role } from './op-table';
 import type { DataArray } from './types';
 
 /** Element kind of a supported array: 1 = Float32Array, 2 = Float64Array, 3 = Uint16Array, 0 = anything else. */
@@ -32,7 +33,7 @@ export function kindName(kind: Kind): string {
   return kind === 1 ? 'Float32Array' : kind === 2 ? 'Float64Array' : 'Uint16Array';
 }
 
-type Code = 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE' | 'ERR_INVALID_ARG_VALUE';
+type Code = 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE' | 'ERR_INVALID_ARG_VALUE' | 'ERR_INVALID_STATE';
 
 function withCode<E extends Error>(error: E, code: Code): E & { code: Code } {
   Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true });
@@ -68,6 +69,37 @@ export function outOfRange(name: string, expected: string, received: string): Ra
 
 export function invalidValue(name: string, reason: string): TypeError {
   return withCode(new TypeError(`The "${name}" argument ${reason}`), 'ERR_INVALID_ARG_VALUE');
+}
+
+/**
+ * The error of an async call one of whose arrays was detached or resized while it ran: the same code and
+ * message as the native module's (native/async_memory.cc).
+ */
+export function invalidState(name: string, op: string): Error & { code: Code } {
+  return withCode(
+    new Error(`The "${name}" argument was detached or resized while ${op}Async ran; the result was not delivered`),
+    'ERR_INVALID_STATE',
+  );
+}
+
+/**
+ * The fallback's check that an async call's arrays are still what they were: records the length and position
+ * of every array argument of `op` now (its name from the op table); the returned function throws
+ * ERR_INVALID_STATE when any of them has changed since (detached: length 0; a resizable buffer shrunk under
+ * a view: length 0; a length-tracking view: a new length).
+ */
+export function changedWhileRunning(op: OpName, args: readonly unknown[]): () => void {
+  const slots: readonly ArraySlot[] = OPS[op].arrays;
+  const seen: [string, DataArray, number, number][] = [];
+  slots.forEach((slot, i) => {
+    const a = args[i];
+    if (ArrayBuffer.isView(a)) seen.push([slot.name, a as DataArray, (a as DataArray).length, a.byteOffset]);
+  });
+  return () => {
+    for (const [name, a, length, offset] of seen) {
+      if (a.length !== length || (length !== 0 && a.byteOffset !== offset)) throw invalidState(name, op);
+    }
+  };
 }
 
 function isDetached(a: DataArray): boolean {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "args.h"
+#include "async_memory.h"
 #include "cpu.h"
 #include "kernels.h"
 #include "pool.h"
@@ -340,13 +341,13 @@ void bind(AnyJob& job, const OpSpec& op, const KernelTable* t, const Parsed& p) 
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Async calls: the same job, run on a libuv thread. The typed arrays are held by references until the job has
-// settled, so they cannot be collected while the kernels use them.
+// Async calls: the same job, run on a libuv thread. What happens to the memory of each array (used directly,
+// or staged through a copy) and the check at completion are in async_memory.h.
 
 struct AsyncCall {
   AnyJob job;
-  napi_ref refs[kMaxSlots] = {};
-  size_t n_refs = 0;
+  rmsnorm::memory::CallMemory memory;  // holds the arrays until the call settles
+  const char* name = nullptr;
   napi_deferred deferred = nullptr;
   napi_async_work work = nullptr;
 
@@ -354,12 +355,17 @@ struct AsyncCall {
 
   static void Complete(napi_env env, napi_status status, void* data) {
     auto* call = static_cast<AsyncCall*>(data);
-    for (size_t i = 0; i < call->n_refs; ++i) napi_delete_reference(env, call->refs[i]);
     napi_delete_async_work(env, call->work);
     if (status == napi_ok) {
-      napi_value undefined;
-      napi_get_undefined(env, &undefined);
-      napi_resolve_deferred(env, call->deferred, undefined);
+      // an array detached or resized while the call ran: reject, write nothing.
+      napi_value error = call->memory.Finish(env, call->name);
+      if (error) {
+        napi_reject_deferred(env, call->deferred, error);
+      } else {
+        napi_value undefined;
+        napi_get_undefined(env, &undefined);
+        napi_resolve_deferred(env, call->deferred, undefined);
+      }
     } else {
       napi_value message, error;
       napi_create_string_utf8(env, "rmsnorm: the async call was cancelled", NAPI_AUTO_LENGTH, &message);
@@ -398,6 +404,7 @@ class Addon : public Napi::Addon<Addon> {
     Export(env, exports, "addRmsNormAsync", &Addon::Async<kAddRmsNorm>);
     Export(env, exports, "rmsNormBackwardAsync", &Addon::Async<kRmsNormBackward>);
     Export(env, exports, "layerNormBackwardAsync", &Addon::Async<kLayerNormBackward>);
+    Export(env, exports, "allocate", &Addon::Allocate);
   }
 
   static constexpr unsigned kMaxThreads = 1024;
@@ -442,16 +449,12 @@ class Addon : public Napi::Addon<Addon> {
     try {
       if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       auto call = std::make_unique<AsyncCall>();
-      static_cast<Addon*>(self)->Bind(call->job, kOp, parse(env, kOp, argv, argc));
+      Parsed p = parse(env, kOp, argv, argc);
+      call->memory.Prepare(env, kOp, argv, p);  // hold, classify, stage (rebinds p's pointers)
+      call->name = kOp.name;
+      static_cast<Addon*>(self)->Bind(call->job, kOp, p);
       napi_value promise, name;
       NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &call->deferred, &promise), nullptr);
-      for (size_t i = 0; i < kOp.slots.size(); ++i) {
-        napi_valuetype t;
-        if (napi_typeof(env, argv[i], &t) == napi_ok && t == napi_object) {
-          NAPI_THROW_IF_FAILED(env, napi_create_reference(env, argv[i], 1, &call->refs[call->n_refs]), nullptr);
-          ++call->n_refs;
-        }
-      }
       NAPI_THROW_IF_FAILED(env, napi_create_string_utf8(env, kOp.name, NAPI_AUTO_LENGTH, &name), nullptr);
       NAPI_THROW_IF_FAILED(env,
                            napi_create_async_work(env, nullptr, name, &AsyncCall::Execute, &AsyncCall::Complete,
@@ -460,6 +463,23 @@ class Addon : public Napi::Addon<Addon> {
       NAPI_THROW_IF_FAILED(env, napi_queue_async_work(env, call->work), nullptr);
       call.release();  // owned by the queued work now; Complete deletes it
       return promise;
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
+
+  // allocate(bytes): a zero-filled ArrayBuffer whose memory async calls use directly.
+  static napi_value Allocate(napi_env env, napi_callback_info cbinfo) {
+    napi_value argv[1];
+    size_t argc = 1;
+    if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+    try {
+      const double bytes = argc == 1 ? read_number(env, argv[0], "bytes") : -1;
+      if (!(bytes >= 0 && bytes <= 9007199254740991.0) || std::floor(bytes) != bytes) {
+        fail(env, "ERR_OUT_OF_RANGE", quoted("bytes") + " must be a non-negative integer", true);
+      }
+      return rmsnorm::memory::allocate(env, static_cast<size_t>(bytes));
     } catch (const Napi::Error& e) {
       e.ThrowAsJavaScriptException();
     }

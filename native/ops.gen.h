@@ -21,6 +21,10 @@ enum class Len : uint8_t { kTotal, kDim, kRows };
 // every parameter) or a statistic (x's type; float32 for half data).
 enum class Elem : uint8_t { kData, kParam, kStat };
 
+// Whether an output's prior contents are read by the kernel: never, always (residual += x), or when the call
+// accumulates (dweight/dbias added to).
+enum class Reads : uint8_t { kNever, kAlways, kWithAccumulate };
+
 // The scalar arguments, each a number except those kScalarIsBoolean marks.
 enum class Scalar : uint8_t { kDim, kEps, kOffset, kPartial, kAccumulate, kDType, kCastMode };
 constexpr bool kScalarIsBoolean[] = {false, false, false, false, true, false, false};
@@ -35,6 +39,7 @@ struct Slot {
   bool nullable;
   bool output;
   int same_ok;  // index of the one slot this output may be exactly the same view of (in place), or -1
+  Reads reads;  // whether the kernel reads this output's prior contents
 };
 
 struct OpSpec {
@@ -49,57 +54,59 @@ constexpr size_t kMaxScalars = 7;
 inline const OpSpec kRmsNorm{
     "rmsNorm",
     {
-        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-        {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1},
-        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
-        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
-inline const OpSpec kLayerNorm{"layerNorm",
-                               {
-                                   {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-                                   {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-                                   {Role::kBias, "bias", Len::kDim, Elem::kParam, true, false, -1},
-                                   {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
-                                   {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, true, -1},
-                                   {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
-                               },
-                               {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode}};
+inline const OpSpec kLayerNorm{
+    "layerNorm",
+    {
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kBias, "bias", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
+        {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
+    },
+    {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode}};
 inline const OpSpec kAddRmsNorm{
     "addRmsNorm",
     {
-        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-        {Role::kResidual, "residual", Len::kTotal, Elem::kData, false, true, -1},
-        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-        {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1},
-        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
-        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kResidual, "residual", Len::kTotal, Elem::kData, false, true, -1, Reads::kAlways},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kBias, "options.bias", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
-inline const OpSpec kRmsNormBackward{"rmsNormBackward",
-                                     {
-                                         {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
-                                         {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-                                         {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-                                         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
-                                         {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
-                                         {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
-                                         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
-                                     },
-                                     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial,
-                                      Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
+inline const OpSpec kRmsNormBackward{
+    "rmsNormBackward",
+    {
+        {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1, Reads::kNever},
+        {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
+        {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
+        {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
+    },
+    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kAccumulate, Scalar::kDType,
+     Scalar::kCastMode}};
 inline const OpSpec kLayerNormBackward{
     "layerNormBackward",
     {
-        {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
-        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-        {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, false, -1},
-        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
-        {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
-        {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
-        {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
+        {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1, Reads::kNever},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1, Reads::kNever},
+        {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, false, -1, Reads::kNever},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1, Reads::kNever},
+        {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
+        {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
+        {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
 

@@ -77,6 +77,8 @@ export interface NativeBinding extends Kernels, AsyncKernels, Converter {
   selectIsa(cap: string): string;
   /** The ISA of the kernels in use. */
   isa(): string;
+  /** A zero-filled ArrayBuffer of \`bytes\` bytes over reference-counted memory of the addon (lib/memory.ts). */
+  allocate(bytes: number): ArrayBuffer;
 }
 `;
 }
@@ -122,7 +124,8 @@ function opsGenH(table) {
       if (a.inPlace && same < 0) throw new Error(`${name}: ${a.role} is in place on ${a.inPlace}, which it lacks`);
       const len = { total: 'kTotal', dim: 'kDim', rows: 'kRows' }[a.length];
       const elem = { data: 'kData', param: 'kParam', stat: 'kStat' }[a.element];
-      return `     {Role::${kName(a.role)}, "${a.name}", Len::${len}, Elem::${elem}, ${a.nullable}, ${a.output}, ${same}},`;
+      const reads = { always: 'kAlways', accumulate: 'kWithAccumulate' }[a.reads ?? ''] ?? 'kNever';
+      return `     {Role::${kName(a.role)}, "${a.name}", Len::${len}, Elem::${elem}, ${a.nullable}, ${a.output}, ${same}, Reads::${reads}},`;
     });
     const sc = op.scalars.map((s) => `Scalar::${cppRole(s)}`).join(', ');
     return `inline const OpSpec ${kName(name)}{"${name}",\n    {\n${slots.join('\n')}\n    },\n    {${sc}}};`;
@@ -150,6 +153,10 @@ enum class Len : uint8_t { kTotal, kDim, kRows };
 // every parameter) or a statistic (x's type; float32 for half data).
 enum class Elem : uint8_t { kData, kParam, kStat };
 
+// Whether an output's prior contents are read by the kernel: never, always (residual += x), or when the call
+// accumulates (dweight/dbias added to).
+enum class Reads : uint8_t { kNever, kAlways, kWithAccumulate };
+
 // The scalar arguments, each a number except those kScalarIsBoolean marks.
 enum class Scalar : uint8_t { ${scalars.map(cppRole).join(', ')} };
 constexpr bool kScalarIsBoolean[] = {${scalars.map((s) => String(table.SCALARS[s] === 'boolean')).join(', ')}};
@@ -163,6 +170,7 @@ struct Slot {
   bool nullable;
   bool output;
   int same_ok;  // index of the one slot this output may be exactly the same view of (in place), or -1
+  Reads reads;  // whether the kernel reads this output's prior contents
 };
 
 struct OpSpec {
