@@ -656,8 +656,8 @@ export const convertFallback: Converter = {
  * a later macrotask (setImmediate) and resolves when done. Results are identical to the sync forms.
  */
 export const fallbackAsync: AsyncKernels = {
-  // Each call records its arrays now; one detached or resized before the work runs rejects
-  // with ERR_INVALID_STATE and nothing is written (changedWhileRunning, lib/validate.ts).
+  // Each call records its arrays now; one detached or resized before the work runs rejects with
+  // ERR_INVALID_STATE and nothing is written (changedWhileRunning, lib/validate.ts).
   rmsNormAsync: (...args) => later(changedWhileRunning('rmsNorm', args), () => fallback.rmsNorm(...args)),
   layerNormAsync: (...args) => later(changedWhileRunning('layerNorm', args), () => fallback.layerNorm(...args)),
   addRmsNormAsync: (...args) => later(changedWhileRunning('addRmsNorm', args), () => fallback.addRmsNorm(...args)),
