@@ -3,7 +3,7 @@
 # the GCC 12 that builds them), with the official Node.js binaries of this Node.js's major version:
 #   scripts/test-debian11.sh setup   a minimal Debian 11 x64 chroot and an arm64 root for qemu, made with
 #                                    debootstrap (~1 min; apt-get install debootstrap qemu-user)
-#   scripts/test-debian11.sh x64     the native vitest projects inside the chroot, loading
+#   scripts/test-debian11.sh x64     the native vitest projects of this CPU inside the chroot, loading
 #                                    prebuilds/linux-x64/rmsnorm.napi.glibc.node (RMSNORM_BINARY)
 #   scripts/test-debian11.sh arm64   scripts/test-arm64.mjs (every kernel of the linux-arm64 prebuild against
 #                                    the float64 reference) under qemu-aarch64 with Debian 11 as its root
@@ -34,6 +34,11 @@ case ${1:-} in
     binary=$PWD/prebuilds/linux-x64/rmsnorm.napi.glibc.node
     [ -f "$binary" ] || { echo "$binary is missing: npm run prebuilds" >&2; exit 1; }
     # The repository at the same path inside the chroot, so every absolute path (node_modules, the binary) holds.
+    # The native projects of the kernels this CPU runs (a project for an instruction set the CPU lacks would
+    # run its best one again), unless vitest arguments name others.
+    projects=(--project scalar --project avx2)
+    grep -qw avx512bw /proc/cpuinfo && projects+=(--project avx512)
+    grep -qw avx512_bf16 /proc/cpuinfo && projects+=(--project avx512bf16)
     mkdir -p "$root$PWD"
     cleanup() { umount "$root$PWD" 2>/dev/null || true; umount "$root/dev" 2>/dev/null || true; umount "$root/proc" 2>/dev/null || true; }
     trap cleanup EXIT
@@ -42,7 +47,7 @@ case ${1:-} in
     mountpoint -q "$root$PWD" || mount --bind "$PWD" "$root$PWD"
     chroot "$root" /usr/bin/env -i PATH=/opt/node/bin:/usr/bin:/bin HOME=/root CI=1 NO_COLOR=1 RMSNORM_BINARY="$binary" \
       bash -c 'cd "$1" && shift && echo "Debian $(cat /etc/debian_version), glibc $(ldd --version | head -1 | grep -o "[0-9.]*$"), libstdc++ up to $(grep -ao "GLIBCXX_3\.4\.[0-9]*" /usr/lib/x86_64-linux-gnu/libstdc++.so.6 | sort -uV | tail -1), Node.js $(node -v)" &&
-        node node_modules/vitest/vitest.mjs run --project avx512bf16 --project avx512 --project avx2 --project scalar "$@"' bash "$PWD" "$@"
+        node node_modules/vitest/vitest.mjs run "$@"' bash "$PWD" "${projects[@]}" "$@"
     ;;
   arm64)
     root=$base/arm64
