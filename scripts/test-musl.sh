@@ -22,16 +22,18 @@ node -e "
 " >"$work/napi_stubs.c"
 
 status=0
-check() {  # target zig-target file runner...
-  local target=$1 ztarget=$2 file=$3
-  shift 3
+check() {  # target zig-target musl's-libc.so file runner...
+  local target=$1 ztarget=$2 libc=$3 file=$4
+  shift 4
   if [ ! -f "$file" ]; then echo "FAIL $target: $file is missing (npm run prebuilds -- --target $target)"; status=1; return; fi
-  "$zig" cc -target "$ztarget" -O1 -rdynamic -o "$work/host-$target" test/package/musl-host/host.c "$work/napi_stubs.c"
+  # Linked against musl's own libc.so, which makes it a dynamic executable whose interpreter is musl's loader
+  # (zig alone would link it statically, and a static program cannot dlopen).
+  "$zig" cc -target "$ztarget" -O1 -rdynamic -o "$work/host-$target" test/package/musl-host/host.c "$work/napi_stubs.c" "$libc"
   if ! "$@" "$work/host-$target" "$file"; then echo "FAIL $target: $file"; status=1; fi
 }
 
 if [ -x /lib/ld-musl-x86_64.so.1 ]; then
-  check linuxmusl-x64 x86_64-linux-musl prebuilds/linux-x64/rmsnorm.napi.musl.node
+  check linuxmusl-x64 x86_64-linux-musl /lib/x86_64-linux-musl/libc.so prebuilds/linux-x64/rmsnorm.napi.musl.node
 else
   echo "FAIL linuxmusl-x64: no /lib/ld-musl-x86_64.so.1 (Debian: apt-get install musl)"; status=1
 fi
@@ -47,7 +49,10 @@ qemu=$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)
 if [ -n "$deb" ] && [ -n "$qemu" ]; then
   mkdir -p "$work/musl-arm64"
   dpkg-deb -x "$deb" "$work/musl-arm64"
-  check linuxmusl-arm64 aarch64-linux-musl prebuilds/linux-arm64/rmsnorm.napi.musl.node "$qemu" -L "$work/musl-arm64"
+  # The loader is a symlink to an absolute path, which would lead out of qemu's root: make it the file itself.
+  cp --remove-destination "$work/musl-arm64/lib/aarch64-linux-musl/libc.so" "$work/musl-arm64/lib/ld-musl-aarch64.so.1"
+  check linuxmusl-arm64 aarch64-linux-musl "$work/musl-arm64/lib/aarch64-linux-musl/libc.so" \
+    prebuilds/linux-arm64/rmsnorm.napi.musl.node "$qemu" -L "$work/musl-arm64"
 else
   echo "FAIL linuxmusl-arm64: needs qemu-aarch64 and Debian's musl package for arm64"; status=1
 fi
