@@ -202,7 +202,7 @@ export function checkLinked(file, target, { objdump = 'objdump' } = {}) {
     if (buf.readUInt32BE(0) !== 0x7f454c46) return { ok: false, problems: ['not an ELF file'], summary: 'not ELF' };
     if (buf.readUInt16LE(18) !== ELF_MACHINE[arch]) problems.push(`ELF machine ${buf.readUInt16LE(18)} is not ${arch}`);
     if (objdump) {
-      const dynamic = execFileSync(objdump, ['-T', '-p', file], { encoding: 'utf8' });
+      const dynamic = execFileSync(objdump, ['-T', '-p', file], { encoding: 'utf8', maxBuffer: 256 << 20 });
       const needed = [...dynamic.matchAll(/^\s*NEEDED\s+(\S+)/gm)].map((x) => x[1]);
       const versions = (prefix) => [...new Set([...dynamic.matchAll(new RegExp(`\\b${prefix}_([0-9][0-9.]*)`, 'g'))].map((x) => x[1]))].sort((a, b) => (versionLess(a, b) ? -1 : 1));
       const glibc = versions('GLIBC');
@@ -234,8 +234,9 @@ export function checkLinked(file, target, { objdump = 'objdump' } = {}) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--linked') {
-  const [file, target] = process.argv.slice(3);
-  const result = checkLinked(path.resolve(file), target);
+  const [file, target = ''] = process.argv.slice(3);
+  const objdump = target.startsWith('darwin') ? null : target.endsWith('-arm64') && process.arch !== 'arm64' ? 'aarch64-linux-gnu-objdump' : 'objdump';
+  const result = checkLinked(path.resolve(file), target, { objdump });
   console.log(`${file}: ${result.summary}`);
   for (const line of result.problems) console.error(`${file}: ${line}`);
   process.exit(result.ok ? 0 : 1);
