@@ -17,8 +17,8 @@
 //     in), no libstdc++.so among the needed libraries, and only the Node-API entry points exported;
 //   - linux (musl): needs only musl's libc (libc.so), no glibc symbol version;
 //   - win32: imports only NODE.EXE, KERNEL32.dll and msvcrt.dll (no MinGW runtime DLL);
-//   - darwin: a Mach-O dylib or bundle for the right CPU that loads only libSystem, with a code signature
-//     (arm64 macOS runs no unsigned code).
+//   - darwin: a Mach-O dylib or bundle for the right CPU that loads only libSystem, and for arm64 a code
+//     signature (arm64 macOS runs no unsigned code).
 // As a command: node scripts/check-baseline.mjs --linked <file> <target>.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -185,7 +185,8 @@ export function checkLinked(file, target, { objdump = 'objdump' } = {}) {
     if (m.filetype !== 6 && m.filetype !== 8) problems.push(`Mach-O file type ${m.filetype} is not a dylib or bundle`);
     const extra = m.dylibs.filter((d) => d !== '/usr/lib/libSystem.B.dylib');
     if (extra.length) problems.push(`loads ${extra.join(', ')} besides libSystem`);
-    if (!m.signed) problems.push('has no code signature');
+    // Apple silicon runs no unsigned code; zig's linker signs arm64 binaries ad hoc (x86-64 needs no signature).
+    if (!m.signed && arch === 'arm64') problems.push('has no code signature');
     summary = `macOS >= ${m.minos ?? '?'}, loads ${m.dylibs.join(', ') || 'nothing'}, ${m.signed ? 'ad-hoc signed' : 'unsigned'}`;
   } else if (system === 'win32') {
     if (buf.readUInt16LE(0) !== 0x5a4d) return { ok: false, problems: ['not a PE file'], summary: 'not PE' };
