@@ -1,6 +1,6 @@
 // Lets a linux-x64 / linux-arm64 addon linked on a current distribution (Debian 12: glibc 2.36, GCC 12) load on
 // glibc 2.17 and on any libstdc++. CMakeLists.txt links libstdc++ statically (-static-libstdc++) and hides it
-// (-Wl,--exclude-libs,ALL plus compat/exports.map), so no GLIBCXX_* / CXXABI_* version is needed; this file
+// (-Wl,--exclude-libs,ALL plus compat/exports.ver), so no GLIBCXX_* / CXXABI_* version is needed; this file
 // then answers the few glibc symbols that libstdc++.a binds at versions newer than 2.17. Every reference to
 // one of them is redirected here with -Wl,--wrap=NAME (RMSNORM_GLIBC_WRAPPED in CMakeLists.txt), so nothing
 // the addon or libstdc++ calls is bound at a newer version. scripts/check-baseline.mjs checks the result on
