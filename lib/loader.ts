@@ -1,9 +1,10 @@
 // The one place that finds the native module. It tries, in node-gyp-build's order, build/Release/*.node and
 // build/Debug/*.node (a source build, which a developer expects to win over an older prebuild), then the best
 // match in prebuilds/<platform>-<arch>/ by node-gyp-build's rules (shipped in the npm tarball:
-// rmsnorm.napi.glibc.node). Unlike node-gyp-build alone it goes on to the next candidate when one is there
+// rmsnorm.napi.glibc.node and rmsnorm.napi.musl.node on Linux, chosen by this process's C library;
+// rmsnorm.napi.node on macOS and Windows). Unlike node-gyp-build alone it goes on to the next candidate when one is there
 // but fails to load, and records every failure. Environment:
-//   RMSNORM_BACKEND=js      never load native code
+//   RMSNORM_BACKEND=js      never load native code (the way out if a native binary misbehaves)
 //   RMSNORM_BACKEND=native  native or nothing: a load failure throws, with what was tried
 //   RMSNORM_ISA=scalar|avx2|avx512|avx512bf16|neon   cap the kernels (for tests and benchmarks)
 //   RMSNORM_BINARY=/path/to/rmsnorm.node  load exactly this file (a sanitizer or debug build, say)
@@ -49,6 +50,7 @@ interface Tuple {
 }
 interface Tags {
   file: string;
+  libc?: string;
 }
 interface NodeGypBuild {
   (dir: string): unknown;
@@ -70,11 +72,23 @@ const runtime = process.versions.electron
     ? 'node-webkit'
     : 'node';
 
+// The C library of this process, from Node.js's own report (a glibc build of Node.js records the glibc it runs
+// on; a musl build has no such field): node-gyp-build alone looks for /etc/alpine-release, which other musl
+// distributions lack. LIBC=glibc|musl overrides both, as it does for node-gyp-build.
+let libcFound: string | undefined;
 function libc(): string {
   if (platform !== 'linux') return '';
-  const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
-  const glibc = report?.header?.glibcVersionRuntime;
-  return glibc ? `glibc ${glibc}` : 'musl';
+  if (libcFound === undefined) {
+    const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
+    const glibc = report?.header?.glibcVersionRuntime;
+    libcFound = glibc ? `glibc ${glibc}` : 'musl';
+  }
+  return libcFound;
+}
+
+function libcTag(): string {
+  const forced = process.env.LIBC;
+  return forced === 'glibc' || forced === 'musl' ? forced : libc().split(' ')[0]!;
 }
 
 function describePlatform(): string {
@@ -130,11 +144,15 @@ function candidates(ngb: NodeGypBuild): Candidate[] {
   }
   const dir = path.join(prebuilds, tuple.name);
   const present = readdir(dir);
+  // node-gyp-build's rules for runtime, ABI and Node-API; the C library tag (rmsnorm.napi.glibc.node,
+  // rmsnorm.napi.musl.node) by this process's C library.
+  const matches = ngb.matchTags(runtime, process.versions.modules);
+  const wantLibc = platform === 'linux' ? libcTag() : undefined;
   const winner = present
     .map(ngb.parseTags)
-    .filter(ngb.matchTags(runtime, process.versions.modules))
+    .filter((t): t is Tags => t !== undefined && matches({ ...t, libc: undefined }) && (!t.libc || t.libc === wantLibc))
     .sort(ngb.compareTags(runtime))[0];
-  const needs = `${runtime} ABI ${process.versions.modules} or napi${platform === 'linux' ? `, ${libc().split(' ')[0]}` : ''}`;
+  const needs = `${runtime} ABI ${process.versions.modules} or napi${wantLibc ? `, ${wantLibc}` : ''}`;
   out.push(
     winner
       ? { file: path.join(dir, winner.file) }

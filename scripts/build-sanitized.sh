@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 # cmake-js passes its own CMAKE_CXX_FLAGS after ours, so the sanitizers go in the Release configuration's flags,
 # which it leaves alone.
-npx cmake-js compile --out build-asan \
+# RMSNORM_PORTABLE_GLIBC=OFF: the shipped binaries link a private libstdc++, whose operator new and delete
+# the sanitizer could not see.
+npx cmake-js compile --out build-asan --CDRMSNORM_PORTABLE_GLIBC=OFF \
   --CDCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG $flags" \
   --CDCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
 

@@ -1,5 +1,6 @@
 // What the current vitest project (see vitest.config.mts) asked for, and what it should have got.
 import { createRequire } from 'node:module';
+import * as path from 'node:path';
 
 const require = createRequire(import.meta.url);
 
@@ -9,7 +10,11 @@ export const nativeRequested = requested !== 'js';
 /** ISAs the CPU supports, best first (empty when the addon cannot load at all). */
 export function supportedIsas(): string[] {
   try {
-    return (require('../build/Release/rmsnorm.node') as { supportedIsas(): string[] }).supportedIsas();
+    // The file the loader was told to use (a sanitized build, a prebuild under test), else the source build.
+    const file = process.env.RMSNORM_BINARY
+      ? path.resolve(process.env.RMSNORM_BINARY)
+      : '../build/Release/rmsnorm.node';
+    return (require(file) as { supportedIsas(): string[] }).supportedIsas();
   } catch {
     return [];
   }

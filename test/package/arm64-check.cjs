@@ -1,5 +1,6 @@
 // A focused check of one native binary through the package's facade, written to run under emulation
-// (scripts/test-arm64.mjs runs it with an arm64 node under qemu-aarch64 against prebuilds/linux-arm64):
+// (scripts/test-arm64.mjs runs it with an arm64 node under qemu-aarch64 against prebuilds/linux-arm64, and
+// scripts/test-win32.sh with the Windows node.exe under wine against prebuilds/win32-x64):
 // the binary must load as the best kernel set of its architecture (neon on arm64), and every kernel table it
 // has (neon and scalar on arm64) must agree with a float64 reference on awkward row lengths, for float32
 // and float64, forward and backward, sync and async.

@@ -168,4 +168,49 @@ describe('loader', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('on Linux, the prebuild for this C library: .glibc.node on glibc, .musl.node on musl', () => {
+    // Both flavours side by side, as the tarball ships them; the one for the other C library is not a library
+    // at all, so loading it would show. Which C library this is comes from process.report (glibc builds of
+    // Node.js record glibcVersionRuntime), so a report without it stands in for a musl Node.js here.
+    const dir = mkdtempSync(path.join(root, 'test', '.bare-'));
+    try {
+      cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+      const tupleDir = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`);
+      mkdirSync(tupleDir, { recursive: true });
+      const glibc = path.join(tupleDir, 'rmsnorm.napi.glibc.node');
+      const musl = path.join(tupleDir, 'rmsnorm.napi.musl.node');
+      const probe = `const b = require('./').backend(); console.log(JSON.stringify({ isa: b.isa, attempts: b.loadError ? b.loadError.attempts.slice(2) : [] }))`;
+      const asMusl = `const r = process.report.getReport; process.report.getReport = () => ({ ...r.call(process.report), header: {} }); `;
+
+      cpSync(path.join(root, 'build', 'Release', 'rmsnorm.node'), glibc);
+      writeFileSync(musl, 'not a shared library');
+      const onGlibc = run(probe, {}, { cwd: dir });
+      expect(onGlibc.stderr).toBe('');
+      expect(JSON.parse(onGlibc.stdout)).toEqual({ isa: supported[0], attempts: [] });
+      for (const [code, env] of [
+        [asMusl, {}],
+        ['', { LIBC: 'musl' }],
+      ] as const) {
+        const onMusl = run(code + probe, env, { cwd: dir });
+        const got = JSON.parse(onMusl.stdout) as { isa: string; attempts: { file: string; error: string }[] };
+        expect(got.isa).toBe('js');
+        expect(got.attempts.map((a) => a.file)).toEqual([musl]);
+      }
+
+      // And the other way round: a musl process loads the musl file, a glibc one never falls back to it.
+      cpSync(path.join(root, 'build', 'Release', 'rmsnorm.node'), musl);
+      writeFileSync(glibc, 'not a shared library');
+      expect(JSON.parse(run(asMusl + probe, {}, { cwd: dir }).stdout)).toEqual({ isa: supported[0], attempts: [] });
+      const glibcAgain = JSON.parse(run(probe, {}, { cwd: dir }).stdout) as {
+        isa: string;
+        attempts: { file: string }[];
+      };
+      expect(glibcAgain.isa).toBe('js');
+      expect(glibcAgain.attempts.map((a) => a.file)).toEqual([glibc]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
