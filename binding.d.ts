@@ -24,6 +24,11 @@ export interface Kernels {
     partial: number,
     dtype: number,
     castMode: number,
+    rows: number,
+    heads: number,
+    headStride: number,
+    xRowStride: number,
+    outRowStride: number,
   ): void;
   /** LayerNorm of each row of x into out (which may be x); statistics into mean and rstd when given. */
   layerNorm(
@@ -37,8 +42,13 @@ export interface Kernels {
     eps: number,
     dtype: number,
     castMode: number,
+    rows: number,
+    heads: number,
+    headStride: number,
+    xRowStride: number,
+    outRowStride: number,
   ): void;
-  /** residual += x, then RMSNorm of residual into out (which may be x). */
+  /** residual += x * residualScale, then RMSNorm of residual into out (which may be x). */
   addRmsNorm(
     x: DataArray,
     residual: DataArray,
@@ -52,6 +62,13 @@ export interface Kernels {
     partial: number,
     dtype: number,
     castMode: number,
+    rows: number,
+    heads: number,
+    headStride: number,
+    xRowStride: number,
+    residualRowStride: number,
+    outRowStride: number,
+    residualScale: number,
   ): void;
   /** Gradients of rmsNorm: dx (may be dy); dweight/dbias when given, overwritten or added to (accumulate). */
   rmsNormBackward(
@@ -69,6 +86,12 @@ export interface Kernels {
     accumulate: boolean,
     dtype: number,
     castMode: number,
+    rows: number,
+    heads: number,
+    headStride: number,
+    dyRowStride: number,
+    xRowStride: number,
+    dxRowStride: number,
   ): void;
   /** Gradients of layerNorm; mean and rstd are recomputed unless both are given. */
   layerNormBackward(
@@ -85,6 +108,12 @@ export interface Kernels {
     accumulate: boolean,
     dtype: number,
     castMode: number,
+    rows: number,
+    heads: number,
+    headStride: number,
+    dyRowStride: number,
+    xRowStride: number,
+    dxRowStride: number,
   ): void;
 }
 

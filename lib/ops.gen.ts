@@ -17,12 +17,51 @@ export interface RmsNormCall {
   partial: number;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  xRowStride: number;
+  outRowStride: number;
 }
 export function callRmsNorm(k: Kernels, c: RmsNormCall): void {
-  k.rmsNorm(c.x, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  k.rmsNorm(
+    c.x,
+    c.weight,
+    c.bias,
+    c.out,
+    c.rstd,
+    c.dim,
+    c.eps,
+    c.offset,
+    c.partial,
+    c.dtype,
+    c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.xRowStride,
+    c.outRowStride,
+  );
 }
 export function callRmsNormAsync(k: AsyncKernels, c: RmsNormCall): Promise<void> {
-  return k.rmsNormAsync(c.x, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  return k.rmsNormAsync(
+    c.x,
+    c.weight,
+    c.bias,
+    c.out,
+    c.rstd,
+    c.dim,
+    c.eps,
+    c.offset,
+    c.partial,
+    c.dtype,
+    c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.xRowStride,
+    c.outRowStride,
+  );
 }
 
 /** The arguments of layerNorm, by role. */
@@ -37,12 +76,49 @@ export interface LayerNormCall {
   eps: number;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  xRowStride: number;
+  outRowStride: number;
 }
 export function callLayerNorm(k: Kernels, c: LayerNormCall): void {
-  k.layerNorm(c.x, c.weight, c.bias, c.out, c.mean, c.rstd, c.dim, c.eps, c.dtype, c.castMode);
+  k.layerNorm(
+    c.x,
+    c.weight,
+    c.bias,
+    c.out,
+    c.mean,
+    c.rstd,
+    c.dim,
+    c.eps,
+    c.dtype,
+    c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.xRowStride,
+    c.outRowStride,
+  );
 }
 export function callLayerNormAsync(k: AsyncKernels, c: LayerNormCall): Promise<void> {
-  return k.layerNormAsync(c.x, c.weight, c.bias, c.out, c.mean, c.rstd, c.dim, c.eps, c.dtype, c.castMode);
+  return k.layerNormAsync(
+    c.x,
+    c.weight,
+    c.bias,
+    c.out,
+    c.mean,
+    c.rstd,
+    c.dim,
+    c.eps,
+    c.dtype,
+    c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.xRowStride,
+    c.outRowStride,
+  );
 }
 
 /** The arguments of addRmsNorm, by role. */
@@ -59,6 +135,13 @@ export interface AddRmsNormCall {
   partial: number;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  xRowStride: number;
+  residualRowStride: number;
+  outRowStride: number;
+  residualScale: number;
 }
 export function callAddRmsNorm(k: Kernels, c: AddRmsNormCall): void {
   k.addRmsNorm(
@@ -74,6 +157,13 @@ export function callAddRmsNorm(k: Kernels, c: AddRmsNormCall): void {
     c.partial,
     c.dtype,
     c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.xRowStride,
+    c.residualRowStride,
+    c.outRowStride,
+    c.residualScale,
   );
 }
 export function callAddRmsNormAsync(k: AsyncKernels, c: AddRmsNormCall): Promise<void> {
@@ -90,6 +180,13 @@ export function callAddRmsNormAsync(k: AsyncKernels, c: AddRmsNormCall): Promise
     c.partial,
     c.dtype,
     c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.xRowStride,
+    c.residualRowStride,
+    c.outRowStride,
+    c.residualScale,
   );
 }
 
@@ -109,6 +206,12 @@ export interface RmsNormBackwardCall {
   accumulate: boolean;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  dyRowStride: number;
+  xRowStride: number;
+  dxRowStride: number;
 }
 export function callRmsNormBackward(k: Kernels, c: RmsNormBackwardCall): void {
   k.rmsNormBackward(
@@ -126,6 +229,12 @@ export function callRmsNormBackward(k: Kernels, c: RmsNormBackwardCall): void {
     c.accumulate,
     c.dtype,
     c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.dyRowStride,
+    c.xRowStride,
+    c.dxRowStride,
   );
 }
 export function callRmsNormBackwardAsync(k: AsyncKernels, c: RmsNormBackwardCall): Promise<void> {
@@ -144,6 +253,12 @@ export function callRmsNormBackwardAsync(k: AsyncKernels, c: RmsNormBackwardCall
     c.accumulate,
     c.dtype,
     c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.dyRowStride,
+    c.xRowStride,
+    c.dxRowStride,
   );
 }
 
@@ -162,6 +277,12 @@ export interface LayerNormBackwardCall {
   accumulate: boolean;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  dyRowStride: number;
+  xRowStride: number;
+  dxRowStride: number;
 }
 export function callLayerNormBackward(k: Kernels, c: LayerNormBackwardCall): void {
   k.layerNormBackward(
@@ -178,6 +299,12 @@ export function callLayerNormBackward(k: Kernels, c: LayerNormBackwardCall): voi
     c.accumulate,
     c.dtype,
     c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.dyRowStride,
+    c.xRowStride,
+    c.dxRowStride,
   );
 }
 export function callLayerNormBackwardAsync(k: AsyncKernels, c: LayerNormBackwardCall): Promise<void> {
@@ -195,5 +322,11 @@ export function callLayerNormBackwardAsync(k: AsyncKernels, c: LayerNormBackward
     c.accumulate,
     c.dtype,
     c.castMode,
+    c.rows,
+    c.heads,
+    c.headStride,
+    c.dyRowStride,
+    c.xRowStride,
+    c.dxRowStride,
   );
 }

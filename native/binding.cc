@@ -273,13 +273,21 @@ class AnyJob {
 template <typename T>
 rmsnorm::CallParams call_params(const Parsed& p) {
   rmsnorm::CallParams c;
-  c.rows = p.rows;
+  c.rows = p.rows * p.heads;
   c.dim = p.dim;
+  c.heads = p.heads;
+  c.head_stride = p.head_stride;
+  c.x_stride = p.stride[args::role_index(Role::kX)];
+  c.y_stride = p.stride[args::role_index(Role::kOut)];
+  c.res_stride = p.stride[args::role_index(Role::kResidual)];
+  c.dy_stride = p.stride[args::role_index(Role::kDy)];
+  c.dx_stride = p.stride[args::role_index(Role::kDx)];
+  c.residual_scale = p.residual_scale;
   c.k = p.k;
   c.eps = p.eps;
   c.offset = p.offset;
   c.llama = p.llama;
-  c.stream = p.rows * p.dim * sizeof(T) >= kStreamMinBytes;
+  c.stream = c.rows * p.dim * sizeof(T) >= kStreamMinBytes;
   return c;
 }
 
@@ -413,15 +421,16 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   // Raw napi_callbacks rather than InstanceMethods: node-addon-api's CallbackInfo heap-allocates the argument
-  // list past six arguments, and these calls take up to thirteen.
+  // list past six arguments, and these calls take up to nineteen.
+  static constexpr size_t kMaxArgs = 24;
   template <const OpSpec& kOp>
   static napi_value Sync(napi_env env, napi_callback_info cbinfo) {
-    napi_value argv[16];
-    size_t argc = 16;
+    napi_value argv[kMaxArgs];
+    size_t argc = kMaxArgs;
     void* self = nullptr;
     if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
     try {
-      if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
+      if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       AnyJob job;
       static_cast<Addon*>(self)->Bind(job, kOp, parse(env, kOp, argv, argc));
       job.active->Run();
@@ -435,12 +444,12 @@ class Addon : public Napi::Addon<Addon> {
   // (the facade turns that into a rejection).
   template <const OpSpec& kOp>
   static napi_value Async(napi_env env, napi_callback_info cbinfo) {
-    napi_value argv[16];
-    size_t argc = 16;
+    napi_value argv[kMaxArgs];
+    size_t argc = kMaxArgs;
     void* self = nullptr;
     if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
     try {
-      if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
+      if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       auto call = std::make_unique<AsyncCall>();
       static_cast<Addon*>(self)->Bind(call->job, kOp, parse(env, kOp, argv, argc));
       napi_value promise, name;

@@ -22,10 +22,42 @@ enum class Len : uint8_t { kTotal, kDim, kRows };
 enum class Elem : uint8_t { kData, kParam, kStat };
 
 // The scalar arguments, each a number except those kScalarIsBoolean marks.
-enum class Scalar : uint8_t { kDim, kEps, kOffset, kPartial, kAccumulate, kDType, kCastMode };
-constexpr bool kScalarIsBoolean[] = {false, false, false, false, true, false, false};
-constexpr const char* kScalarName[] = {"options.dim",        "options.eps",   "options.offset",  "options.partial",
-                                       "options.accumulate", "options.dtype", "options.castMode"};
+enum class Scalar : uint8_t {
+  kDim,
+  kEps,
+  kOffset,
+  kPartial,
+  kAccumulate,
+  kDType,
+  kCastMode,
+  kRows,
+  kHeads,
+  kHeadStride,
+  kXRowStride,
+  kOutRowStride,
+  kResidualRowStride,
+  kDyRowStride,
+  kDxRowStride,
+  kResidualScale
+};
+constexpr bool kScalarIsBoolean[] = {false, false, false, false, true,  false, false, false,
+                                     false, false, false, false, false, false, false, false};
+constexpr const char* kScalarName[] = {"options.dim",
+                                       "options.eps",
+                                       "options.offset",
+                                       "options.partial",
+                                       "options.accumulate",
+                                       "options.dtype",
+                                       "options.castMode",
+                                       "options.rows",
+                                       "options.heads",
+                                       "options.headStride",
+                                       "options.xRowStride",
+                                       "options.outRowStride",
+                                       "options.residualRowStride",
+                                       "options.dyRowStride",
+                                       "options.dxRowStride",
+                                       "options.residualScale"};
 
 struct Slot {
   Role role;
@@ -44,7 +76,7 @@ struct OpSpec {
 };
 
 constexpr size_t kMaxSlots = 8;
-constexpr size_t kMaxScalars = 7;
+constexpr size_t kMaxScalars = 13;
 
 inline const OpSpec kRmsNorm{
     "rmsNorm",
@@ -55,7 +87,8 @@ inline const OpSpec kRmsNorm{
         {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
+     Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride}};
 inline const OpSpec kLayerNorm{"layerNorm",
                                {
                                    {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
@@ -65,7 +98,8 @@ inline const OpSpec kLayerNorm{"layerNorm",
                                    {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, true, -1},
                                    {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
                                },
-                               {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode}};
+                               {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
+                                Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride}};
 inline const OpSpec kAddRmsNorm{
     "addRmsNorm",
     {
@@ -76,19 +110,23 @@ inline const OpSpec kAddRmsNorm{
         {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0},
         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
-inline const OpSpec kRmsNormBackward{"rmsNormBackward",
-                                     {
-                                         {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
-                                         {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
-                                         {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
-                                         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
-                                         {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
-                                         {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
-                                         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
-                                     },
-                                     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial,
-                                      Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
+     Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kResidualRowStride, Scalar::kOutRowStride,
+     Scalar::kResidualScale}};
+inline const OpSpec kRmsNormBackward{
+    "rmsNormBackward",
+    {
+        {Role::kDy, "dy", Len::kTotal, Elem::kData, false, false, -1},
+        {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
+        {Role::kWeight, "weight", Len::kDim, Elem::kParam, true, false, -1},
+        {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, false, -1},
+        {Role::kDx, "options.dx", Len::kTotal, Elem::kData, false, true, 0},
+        {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
+        {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
+    },
+    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kAccumulate, Scalar::kDType,
+     Scalar::kCastMode, Scalar::kRows, Scalar::kHeads, Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride,
+     Scalar::kDxRowStride}};
 inline const OpSpec kLayerNormBackward{
     "layerNormBackward",
     {
@@ -101,7 +139,8 @@ inline const OpSpec kLayerNormBackward{
         {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1},
         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode, Scalar::kRows, Scalar::kHeads,
+     Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride, Scalar::kDxRowStride}};
 
 }  // namespace args
 }  // namespace rmsnorm
