@@ -87,11 +87,11 @@ function layoutOf(
   firstName: string,
   strideName: string,
   s: Sizes,
-): { L: Layout; stride: number } {
-  const { layout, stride } = checkLayout(o, strideOption, s.dim, first, firstName, strideName);
+): Layout {
+  const layout = checkLayout(o, strideOption, s.dim, first, firstName, strideName);
   s.rows = layout.rows * layout.heads;
   s.layout = layout;
-  return { L: layout, stride };
+  return layout;
 }
 
 /** An output's row stride: its option when the output is given; a new output is dense (row stride rowSpan). */
@@ -173,9 +173,10 @@ function planRmsNorm(x: DataArray, weight: DataArray | null, options: RmsNormOpt
   const t = checkTypes(kind, o.dtype, o.castMode);
   const w = checkSlotType(RMS.weight, weight, t);
   const dim = checkDim(o.dim, w);
-  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0, layout: undefined };
   checkSlotLength(RMS.weight, w, s);
-  const { L, stride: xRowStride } = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const L = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const xRowStride = L.stride;
   const eps = checkEps(o.eps);
   const bias = checkSlot(RMS.bias, o.bias, t, s);
   const offset = checkOffset(o.offset, w);
@@ -268,10 +269,11 @@ function planLayerNorm(
   const w = checkSlotType(LN.weight, weight, t);
   const b = checkSlotType(LN.bias, bias, t);
   const dim = checkDim(o.dim, w ?? b, w ? 'weight' : 'bias');
-  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0, layout: undefined };
   checkSlotLength(LN.weight, w, s);
   checkSlotLength(LN.bias, b, s);
-  const { L, stride: xRowStride } = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const L = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const xRowStride = L.stride;
   const eps = checkEps(o.eps);
   const out = checkSlotType(LN.out, o.out, t);
   const outRowStride = outStride('options.outRowStride', 'options.out', o.outRowStride, out, L);
@@ -358,9 +360,10 @@ function planAddRmsNorm(
   const res = checkSlotType(ADD.residual, residual, t)!;
   const w = checkSlotType(ADD.weight, weight, t);
   const dim = checkDim(o.dim, w);
-  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0, layout: undefined };
   checkSlotLength(ADD.weight, w, s);
-  const { L, stride: xRowStride } = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const L = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const xRowStride = L.stride;
   const residualRowStride = checkRowStride('options.residualRowStride', o.residualRowStride, L.rowSpan, L.heads);
   checkSlotLength(ADD.residual, res, s, residualRowStride);
   const eps = checkEps(o.eps);
@@ -423,9 +426,10 @@ function checkBackwardCommon(
   const xs = checkSlotType(S.x, x, t)!;
   const w = checkSlotType(S.weight, weight, t);
   const dim = checkDim(o.dim, w);
-  const s: Sizes = { total: dy.length, totalName: 'dy.length', dim, rows: 0 };
+  const s: Sizes = { total: dy.length, totalName: 'dy.length', dim, rows: 0, layout: undefined };
   checkSlotLength(S.weight, w, s);
-  const { L, stride: dyRowStride } = layoutOf(o, o.dyRowStride, dy, 'dy', 'options.dyRowStride', s);
+  const L = layoutOf(o, o.dyRowStride, dy, 'dy', 'options.dyRowStride', s);
+  const dyRowStride = L.stride;
   const xRowStride = checkRowStride('options.xRowStride', o.xRowStride, L.rowSpan, L.heads);
   checkSlotLength(S.x, xs, s, xRowStride);
   const eps = checkEps(o.eps);

@@ -362,6 +362,8 @@ export interface Layout {
   headStride: number;
   /** The elements one row spans: (heads - 1) * headStride + dim. */
   rowSpan: number;
+  /** The first array's row stride. */
+  stride: number;
   dense: boolean;
 }
 
@@ -404,9 +406,14 @@ export function checkLayout(
   first: DataArray,
   firstName: string,
   strideName: string,
-): { layout: Layout; stride: number } {
+): Layout {
   const dense =
     o.rows === undefined && o.heads === undefined && o.headStride === undefined && strideOption === undefined;
+  if (dense) {
+    // The common call: x is rows × dim.
+    const rows = checkRowsMultiple(first, dim, firstName);
+    return { rows, heads: 1, headStride: dim, rowSpan: dim, stride: dim, dense };
+  }
   let heads = 1;
   if (o.heads !== undefined) {
     heads = checkCount('options.heads', o.heads, 1, '1');
@@ -432,7 +439,7 @@ export function checkLayout(
     rows = first.length < rowSpan ? 0 : Math.floor((first.length - rowSpan) / stride) + 1;
   }
   if (rows * heads > Number.MAX_SAFE_INTEGER) throw outOfRange('options.rows', 'be smaller', String(rows));
-  return { layout: { rows, heads, headStride, rowSpan, dense }, stride };
+  return { rows, heads, headStride, rowSpan, stride, dense };
 }
 
 /** A row stride option: the row span when absent, else an integer no smaller than the row span. */

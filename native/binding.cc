@@ -150,6 +150,11 @@ struct Job {
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache for whoever reads
 // them next, and streaming them skips reading each destination line before overwriting it (measured on
 // 2048 x 4096 float32: the pass then moves the bytes a copy does, instead of half as many again).
+// Only rows of at least a page stream: a row that starts or ends inside a cache line writes that line partly
+// with ordinary stores and partly with streaming ones, and short rows (a 128-value head of QK-norm: 8 lines, 2
+// of them shared) lose far more than streaming saves (measured on 65536 x 128 float32: 7x slower streamed);
+// from a page up, the shared lines are at most 2 in 64.
+constexpr size_t kStreamMinRowBytes = 4096;
 constexpr size_t kStreamMinBytes = size_t(8) << 20;
 
 // Calls below this many elements run inline on the calling thread: waking pool threads costs more than the
@@ -287,7 +292,7 @@ rmsnorm::CallParams call_params(const Parsed& p) {
   c.eps = p.eps;
   c.offset = p.offset;
   c.llama = p.llama;
-  c.stream = c.rows * p.dim * sizeof(T) >= kStreamMinBytes;
+  c.stream = c.rows * p.dim * sizeof(T) >= kStreamMinBytes && p.dim * sizeof(T) >= kStreamMinRowBytes;
   return c;
 }
 
