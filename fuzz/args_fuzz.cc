@@ -274,6 +274,97 @@ const char* expected_code(const args::OpSpec& op, const args::RawArgs& raw) {
   return nullptr;
 }
 
+// A dense call (the layout scalars left out): the rules of x as rows × dim, every array with rows x's length.
+const char* expected_code_dense(const args::OpSpec& op, const args::RawArgs& raw) {
+  const size_t n = op.slots.size();
+  const bool has_offset = has(op, args::Scalar::kOffset), has_partial = has(op, args::Scalar::kPartial),
+             has_accumulate = has(op, args::Scalar::kAccumulate);
+  const size_t want_argc = n + 2 + has_offset + has_partial + has_accumulate + 2;
+  if (raw.argc != want_argc) return "ERR_INVALID_ARG_TYPE";
+  // Arrays, in order: not an array (or null where one is required), another element kind, or detached.
+  for (size_t i = 0; i < n; ++i) {
+    const args::RawArray& a = raw.arrays[i];
+    if (a.kind == args::RawArray::kNullish && op.slots[i].nullable) continue;
+    if (a.kind != args::RawArray::kTyped) return "ERR_INVALID_ARG_TYPE";
+    if (a.length == 0 && a.detached) return "ERR_INVALID_ARG_VALUE";
+  }
+  const args::RawScalar* s = raw.scalars;
+  // dim
+  if (!s[0].ok) return "ERR_INVALID_ARG_TYPE";
+  const double dim = s[0].number;
+  if (std::isnan(dim) || dim < 1 || dim > 4294967295.0 || dim != std::trunc(dim)) return "ERR_OUT_OF_RANGE";
+  // eps
+  if (!s[1].ok) return "ERR_INVALID_ARG_TYPE";
+  if (!std::isfinite(s[1].number) || s[1].number < 0) return "ERR_OUT_OF_RANGE";
+  size_t next = 2;
+  if (has_offset) {
+    const args::RawScalar& o = s[next++];
+    if (!o.ok) return "ERR_INVALID_ARG_TYPE";
+    if (!std::isfinite(o.number)) return "ERR_OUT_OF_RANGE";
+    size_t w = 0;
+    while (std::strcmp(op.slots[w].name, "weight") != 0) ++w;
+    if (o.number != 0 && raw.arrays[w].kind != args::RawArray::kTyped) return "ERR_INVALID_ARG_VALUE";
+  }
+  if (has_partial) {
+    const args::RawScalar& p = s[next++];
+    if (!p.ok) return "ERR_INVALID_ARG_TYPE";
+    if (!(p.number > 0) || p.number > 1) return "ERR_OUT_OF_RANGE";
+  }
+  if (has_accumulate && !s[next++].ok) return "ERR_INVALID_ARG_TYPE";
+  // dtype and castMode: numbers.
+  if (!s[next].ok || !s[next + 1].ok) return "ERR_INVALID_ARG_TYPE";
+  const double dtype = s[next].number, cast = s[next + 1].number;
+  // Uint16Array data needs dtype 1 (bfloat16) or 2 (float16); float data needs dtype 0.
+  const Type x = raw.arrays[0].type;
+  const bool half = x == Type::kU16;
+  if (half && !(dtype == 1 || dtype == 2)) return "ERR_INVALID_ARG_VALUE";
+  if (!half && dtype != 0) return "ERR_INVALID_ARG_VALUE";
+  if (!(cast == 0 || cast == 1)) return "ERR_INVALID_ARG_VALUE";
+  // Element types: float data makes every array x's type. Half data: data slots Uint16Array, statistics
+  // Float32Array, parameters Float32Array or Uint16Array, the same for all of them.
+  bool have_param = false;
+  Type param = Type::kF32;
+  for (size_t i = 1; i < n; ++i) {
+    const args::RawArray& a = raw.arrays[i];
+    if (a.kind != args::RawArray::kTyped) continue;
+    if (!half || is_data(op.slots[i])) {
+      if (a.type != x) return "ERR_INVALID_ARG_TYPE";
+    } else if (is_stat(op.slots[i])) {
+      if (a.type != Type::kF32) return "ERR_INVALID_ARG_TYPE";
+    } else {
+      if (a.type == Type::kF64) return "ERR_INVALID_ARG_TYPE";
+      if (have_param && a.type != param) return "ERR_INVALID_ARG_TYPE";
+      have_param = true;
+      param = a.type;
+    }
+  }
+  // Lengths.
+  const uint64_t total = raw.arrays[0].length, d = static_cast<uint64_t>(dim);
+  if (total % d != 0) return "ERR_OUT_OF_RANGE";
+  for (size_t i = 1; i < n; ++i) {
+    if (raw.arrays[i].kind != args::RawArray::kTyped) continue;
+    const uint64_t want = op.slots[i].len == args::Len::kTotal ? total
+                          : op.slots[i].len == args::Len::kDim ? d
+                                                               : total / d;
+    if (raw.arrays[i].length != want) return "ERR_OUT_OF_RANGE";
+  }
+  // Overlaps: an output may share memory with no other array, except its in-place slot when exactly equal.
+  for (size_t o = 0; o < n; ++o) {
+    const args::RawArray& out = raw.arrays[o];
+    if (!op.slots[o].output || out.kind != args::RawArray::kTyped || out.length == 0) continue;
+    const uintptr_t o0 = reinterpret_cast<uintptr_t>(out.data), o1 = o0 + out.length * width(out.type);
+    for (size_t i = 0; i < n; ++i) {
+      const args::RawArray& other = raw.arrays[i];
+      if (i == o || other.kind != args::RawArray::kTyped || other.length == 0) continue;
+      const uintptr_t i0 = reinterpret_cast<uintptr_t>(other.data), i1 = i0 + other.length * width(other.type);
+      if (o1 <= i0 || i1 <= o0) continue;
+      if (static_cast<int>(i) == op.slots[o].same_ok && o0 == i0 && o1 == i1) continue;
+      return "ERR_INVALID_ARG_VALUE";
+    }
+  }
+  return nullptr;
+}
+
 // What a successful check promises the kernels.
 void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args::Parsed& p) {
   const size_t n = op.slots.size();
@@ -346,8 +437,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t n = op.slots.size();
   args::RawArgs raw;
   std::memset(&raw, 0xA5, sizeof raw);  // fields binding.cc leaves unset hold garbage there too
-  raw.argc =
-      in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? in.ConsumeIntegralInRange<size_t>(0, 17) : args::arity(op);
+  const uint8_t argc_kind = in.ConsumeIntegralInRange<uint8_t>(0, 15);
+  raw.argc = argc_kind == 0  ? in.ConsumeIntegralInRange<size_t>(0, 24)
+             : argc_kind < 5 ? args::arity(op) - op.n_layout  // a dense call
+                             : args::arity(op);
   // A shape most calls stick to, so that length rules pass often enough to reach the overlap rules.
   const size_t dim = in.ConsumeIntegralInRange<size_t>(1, 9), rows = in.ConsumeIntegralInRange<size_t>(0, 5);
   // A layout most calls stick to: a few heads, small gaps between heads and between rows.
@@ -433,7 +526,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   args::Parsed p;
   args::Error e;
   const bool ok = args::check(op, raw, p, e);
-  const char* want = expected_code(op, raw);
+  const char* want = raw.argc == args::arity(op) - op.n_layout ? expected_code_dense(op, raw) : expected_code(op, raw);
   if (ok) {
     if (want) die("accepted a call the contract refuses", op, std::string("expected ") + want);
     check_promises(op, raw, p);

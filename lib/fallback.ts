@@ -553,7 +553,7 @@ const dense: Kernels = {
   },
 
   addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, ...layout) {
-    const residualScale = layout[6];
+    const residualScale = layout[6] ?? 1;
     if (!dtype) {
       return floatKernels.addRmsNorm(
         x as FloatArray,
@@ -695,7 +695,10 @@ function scatter(d: DataArray, a: DataArray, stride: number, g: Groups): void {
 }
 
 export const fallback: Kernels = {
-  rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, rows, heads, headStride, xs, os) {
+  rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, ...layout) {
+    if (layout[0] === undefined)
+      return dense.rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode);
+    const [rows, heads, headStride, xs, os] = layout as number[] as [number, number, number, number, number];
     const g = { rows, heads, headStride, dim };
     if (isDense(g, x, xs) && isDense(g, out, os)) {
       return dense.rmsNorm(
@@ -740,7 +743,9 @@ export const fallback: Kernels = {
     scatter(y, out, os, g);
   },
 
-  layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode, rows, heads, headStride, xs, os) {
+  layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode, ...layout) {
+    if (layout[0] === undefined) return dense.layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode);
+    const [rows, heads, headStride, xs, os] = layout as number[] as [number, number, number, number, number];
     const g = { rows, heads, headStride, dim };
     if (isDense(g, x, xs) && isDense(g, out, os)) {
       return dense.layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode, rows, 1, dim, dim, dim);
@@ -752,7 +757,17 @@ export const fallback: Kernels = {
   },
 
   addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, ...layout) {
-    const [rows, heads, headStride, xs, rs, os, scale] = layout;
+    if (layout[0] === undefined)
+      return dense.addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode);
+    const [rows, heads, headStride, xs, rs, os, scale] = layout as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const g = { rows, heads, headStride, dim };
     const u = rows * heads;
     if (isDense(g, x, xs) && isDense(g, residual, rs) && isDense(g, out, os)) {
@@ -822,7 +837,31 @@ export const fallback: Kernels = {
     castMode,
     ...layout
   ) {
-    const [rows, heads, headStride, dys, xs, dxs] = layout;
+    if (layout[0] === undefined)
+      return dense.rmsNormBackward(
+        dy,
+        x,
+        weight,
+        rstd,
+        dx,
+        dweight,
+        dbias,
+        dim,
+        eps,
+        offset,
+        partial,
+        accumulate,
+        dtype,
+        castMode,
+      );
+    const [rows, heads, headStride, dys, xs, dxs] = layout as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const g = { rows, heads, headStride, dim };
     const u = rows * heads;
     if (isDense(g, dy, dys) && isDense(g, x, xs) && isDense(g, dx, dxs)) {
@@ -876,7 +915,30 @@ export const fallback: Kernels = {
   },
 
   layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate, dtype, castMode, ...layout) {
-    const [rows, heads, headStride, dys, xs, dxs] = layout;
+    if (layout[0] === undefined)
+      return dense.layerNormBackward(
+        dy,
+        x,
+        weight,
+        mean,
+        rstd,
+        dx,
+        dweight,
+        dbias,
+        dim,
+        eps,
+        accumulate,
+        dtype,
+        castMode,
+      );
+    const [rows, heads, headStride, dys, xs, dxs] = layout as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const g = { rows, heads, headStride, dim };
     const u = rows * heads;
     if (isDense(g, dy, dys) && isDense(g, x, xs) && isDense(g, dx, dxs)) {

@@ -82,6 +82,22 @@ export const SCALARS = {
 } as const;
 export type ScalarName = keyof typeof SCALARS;
 
+/**
+ * The layout scalars: each op takes those it has last, and a dense call may leave all of them out (the kernels
+ * then take x as rows × dim, every array with rows dense, and residualScale 1), so it pays nothing for them.
+ */
+export const LAYOUT_SCALARS: readonly ScalarName[] = [
+  'rows',
+  'heads',
+  'headStride',
+  'xRowStride',
+  'outRowStride',
+  'residualRowStride',
+  'dyRowStride',
+  'dxRowStride',
+  'residualScale',
+];
+
 export interface OpDescription {
   /** One line for binding.d.ts. */
   readonly doc: string;

@@ -199,9 +199,13 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   const char* kRange = "ERR_OUT_OF_RANGE";
   const char* kValue = "ERR_INVALID_ARG_VALUE";
   const size_t n_slots = op.slots.size();
-  if (raw.argc != arity(op)) {
-    return fail(kType, std::string(op.name) + " expects " + std::to_string(arity(op)) + " arguments");
+  // A dense call may leave out the layout scalars: x is then rows × dim and every array with rows dense.
+  const bool dense = raw.argc == arity(op) - op.n_layout;
+  if (raw.argc != arity(op) && !dense) {
+    return fail(kType, std::string(op.name) + " expects " + std::to_string(arity(op)) + " arguments (or " +
+                           std::to_string(arity(op) - op.n_layout) + " for a dense call)");
   }
+  const size_t n_given = raw.argc - n_slots;
   for (size_t i = 0; i < n_slots; ++i) {
     const RawArray& r = raw.arrays[i];
     const char* name = op.slots[i].name;
@@ -218,7 +222,7 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   }
   // The scalars, in the op's order: each of its JavaScript type, then its own range.
   double dtype = 0, cast = 0;
-  for (size_t s = 0; s < op.scalars.size(); ++s) {
+  for (size_t s = 0; s < n_given; ++s) {
     const Scalar kind = op.scalars[s];
     const RawScalar& r = raw.scalars[s];
     const char* name = kScalarName[static_cast<size_t>(kind)];
@@ -305,6 +309,29 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
     if (a.type != want) {
       return fail(kType,
                   quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
+    }
+  }
+  if (dense) {
+    // x.length must be a whole number of rows, and every array with rows exactly as long.
+    if (first.length % p.dim != 0) {
+      return fail(kRange,
+                  quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
+                      "), received length " + std::to_string(first.length),
+                  true);
+    }
+    p.rows = first.length / p.dim;
+    p.heads = 1;
+    p.head_stride = p.dim;
+    for (size_t i = 0; i < n_slots; ++i) {
+      const ArrayArg& a = p[op.slots[i].role];
+      if (op.slots[i].len != Len::kTotal) continue;
+      p.stride[role_index(op.slots[i].role)] = p.dim;
+      if (a.present && a.length != first.length) {
+        return fail(kRange,
+                    quoted(op.slots[i].name) + " must have length " + std::to_string(first.length) + " (" +
+                        length_name(Len::kTotal, op) + "), received length " + std::to_string(a.length),
+                    true);
+      }
     }
   }
   // The layout: heads >= 1, headStride >= dim, every row stride >= the row span, and every array with rows

@@ -111,10 +111,10 @@ double read_number(napi_env env, napi_value v, const char* name) {
 Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
   args::RawArgs raw;
   raw.argc = argc;
-  if (argc == args::arity(op)) {
+  if (argc == args::arity(op) || argc == args::arity(op) - op.n_layout) {
     const size_t n_slots = op.slots.size();
     for (size_t i = 0; i < n_slots; ++i) read_array(env, argv[i], raw.arrays[i]);
-    for (size_t j = 0; j < op.scalars.size(); ++j) {
+    for (size_t j = 0; j < argc - n_slots; ++j) {
       args::RawScalar& r = raw.scalars[j];
       if (args::kScalarIsBoolean[static_cast<size_t>(op.scalars[j])]) {
         r.ok = napi_get_value_bool(env, argv[n_slots + j], &r.boolean) == napi_ok;

@@ -73,6 +73,7 @@ struct OpSpec {
   const char* name;
   std::vector<Slot> slots;      // the array arguments, first; slot 0 sets the element type and the total length
   std::vector<Scalar> scalars;  // then these, in order
+  size_t n_layout;              // the last n_layout scalars are the layout's: a dense call may leave them out
 };
 
 constexpr size_t kMaxSlots = 8;
@@ -88,7 +89,8 @@ inline const OpSpec kRmsNorm{
         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
-     Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride}};
+     Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride},
+    5};
 inline const OpSpec kLayerNorm{"layerNorm",
                                {
                                    {Role::kX, "x", Len::kTotal, Elem::kData, false, false, -1},
@@ -99,7 +101,8 @@ inline const OpSpec kLayerNorm{"layerNorm",
                                    {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1},
                                },
                                {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
-                                Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride}};
+                                Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride},
+                               5};
 inline const OpSpec kAddRmsNorm{
     "addRmsNorm",
     {
@@ -112,7 +115,8 @@ inline const OpSpec kAddRmsNorm{
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
      Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kResidualRowStride, Scalar::kOutRowStride,
-     Scalar::kResidualScale}};
+     Scalar::kResidualScale},
+    7};
 inline const OpSpec kRmsNormBackward{
     "rmsNormBackward",
     {
@@ -126,7 +130,8 @@ inline const OpSpec kRmsNormBackward{
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kAccumulate, Scalar::kDType,
      Scalar::kCastMode, Scalar::kRows, Scalar::kHeads, Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride,
-     Scalar::kDxRowStride}};
+     Scalar::kDxRowStride},
+    6};
 inline const OpSpec kLayerNormBackward{
     "layerNormBackward",
     {
@@ -140,7 +145,8 @@ inline const OpSpec kLayerNormBackward{
         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode, Scalar::kRows, Scalar::kHeads,
-     Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride, Scalar::kDxRowStride}};
+     Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride, Scalar::kDxRowStride},
+    6};
 
 }  // namespace args
 }  // namespace rmsnorm
