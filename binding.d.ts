@@ -4,7 +4,8 @@
 // the facade in lib/ sees it. The native functions take positional arguments already checked by
 // lib/validate.ts; they check again and throw coded errors rather than crash. Arguments are in the order of
 // the op table: the arrays, then the scalars, with dtype (0 float data, 1 bfloat16, 2 float16) and castMode
-// (0 'fp32', 1 'llama') last.
+// (0 'fp32', 1 'llama'), then the layout (rows, heads, headStride, the row strides, residualScale), which a
+// dense call leaves out.
 
 export type DataArray = Float32Array | Float64Array | Uint16Array;
 type Arr = DataArray | null;
@@ -24,6 +25,11 @@ export interface Kernels {
     partial: number,
     dtype: number,
     castMode: number,
+    rows?: number,
+    heads?: number,
+    headStride?: number,
+    xRowStride?: number,
+    outRowStride?: number,
   ): void;
   /** LayerNorm of each row of x into out (which may be x); statistics into mean and rstd when given. */
   layerNorm(
@@ -37,8 +43,13 @@ export interface Kernels {
     eps: number,
     dtype: number,
     castMode: number,
+    rows?: number,
+    heads?: number,
+    headStride?: number,
+    xRowStride?: number,
+    outRowStride?: number,
   ): void;
-  /** residual += x, then RMSNorm of residual into out (which may be x). */
+  /** residual += x * residualScale, then RMSNorm of residual into out (which may be x). */
   addRmsNorm(
     x: DataArray,
     residual: DataArray,
@@ -52,6 +63,13 @@ export interface Kernels {
     partial: number,
     dtype: number,
     castMode: number,
+    rows?: number,
+    heads?: number,
+    headStride?: number,
+    xRowStride?: number,
+    residualRowStride?: number,
+    outRowStride?: number,
+    residualScale?: number,
   ): void;
   /** Gradients of rmsNorm: dx (may be dy); dweight/dbias when given, overwritten or added to (accumulate). */
   rmsNormBackward(
@@ -69,6 +87,12 @@ export interface Kernels {
     accumulate: boolean,
     dtype: number,
     castMode: number,
+    rows?: number,
+    heads?: number,
+    headStride?: number,
+    dyRowStride?: number,
+    xRowStride?: number,
+    dxRowStride?: number,
   ): void;
   /** Gradients of layerNorm; mean and rstd are recomputed unless both are given. */
   layerNormBackward(
@@ -85,6 +109,12 @@ export interface Kernels {
     accumulate: boolean,
     dtype: number,
     castMode: number,
+    rows?: number,
+    heads?: number,
+    headStride?: number,
+    dyRowStride?: number,
+    xRowStride?: number,
+    dxRowStride?: number,
   ): void;
 }
 

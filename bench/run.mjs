@@ -102,6 +102,9 @@ function makeData(api, dtypeName, rows, dim) {
   return d;
 }
 
+/** The layout arguments of a dense call of the fallback's kernels: rows, heads, headStride, two row strides. */
+const dense = (d) => [d.rows, 1, d.dim, d.dim, d.dim];
+
 /**
  * The call of each op: native sync, native async (the ...Async twin) and the fallback kernel with the same
  * arguments, plus the bytes the op must move at least (inputs read once, outputs written once).
@@ -112,33 +115,67 @@ function ops(api, fallback, d) {
     rmsNorm: {
       sync: () => api.rmsNorm(d.x, d.w, d.opts.rmsNorm),
       async: () => api.rmsNormAsync(d.x, d.w, d.opts.rmsNorm),
-      fallback: () => fallback.rmsNorm(d.x, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0),
+      fallback: () => fallback.rmsNorm(d.x, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0, ...dense(d)),
       elements: 2 * n + dim, // x, out, weight
     },
     layerNorm: {
       sync: () => api.layerNorm(d.x, d.w, d.b, d.opts.layerNorm),
       async: () => api.layerNormAsync(d.x, d.w, d.b, d.opts.layerNorm),
-      fallback: () => fallback.layerNorm(d.x, d.w, d.b, d.out, null, null, dim, EPS, d.code, 0),
+      fallback: () => fallback.layerNorm(d.x, d.w, d.b, d.out, null, null, dim, EPS, d.code, 0, ...dense(d)),
       elements: 2 * n + 2 * dim,
     },
     addRmsNorm: {
       sync: () => api.addRmsNorm(d.x, d.res, d.w, d.opts.addRmsNorm),
       async: () => api.addRmsNormAsync(d.x, d.res, d.w, d.opts.addRmsNorm),
-      fallback: () => fallback.addRmsNorm(d.x, d.res, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0),
+      fallback: () =>
+        fallback.addRmsNorm(d.x, d.res, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0, ...dense(d), dim, 1),
       elements: 4 * n + dim, // x and residual read, residual and out written
     },
     rmsNormBackward: {
       sync: () => api.rmsNormBackward(d.dy, d.x, d.w, d.opts.rmsNormBackward),
       async: () => api.rmsNormBackwardAsync(d.dy, d.x, d.w, d.opts.rmsNormBackward),
       fallback: () =>
-        fallback.rmsNormBackward(d.dy, d.x, d.w, d.rstd, d.dx, d.dw, d.db, dim, EPS, 0, 1, false, d.code, 0),
+        fallback.rmsNormBackward(
+          d.dy,
+          d.x,
+          d.w,
+          d.rstd,
+          d.dx,
+          d.dw,
+          d.db,
+          dim,
+          EPS,
+          0,
+          1,
+          false,
+          d.code,
+          0,
+          ...dense(d),
+          dim,
+        ),
       elements: 3 * n + 3 * dim, // dy, x read, dx written; weight read, dweight and dbias written
     },
     layerNormBackward: {
       sync: () => api.layerNormBackward(d.dy, d.x, d.w, d.opts.layerNormBackward),
       async: () => api.layerNormBackwardAsync(d.dy, d.x, d.w, d.opts.layerNormBackward),
       fallback: () =>
-        fallback.layerNormBackward(d.dy, d.x, d.w, d.lnMean, d.lnRstd, d.dx, d.dw, d.db, dim, EPS, false, d.code, 0),
+        fallback.layerNormBackward(
+          d.dy,
+          d.x,
+          d.w,
+          d.lnMean,
+          d.lnRstd,
+          d.dx,
+          d.dw,
+          d.db,
+          dim,
+          EPS,
+          false,
+          d.code,
+          0,
+          ...dense(d),
+          dim,
+        ),
       elements: 3 * n + 3 * dim,
     },
   };
@@ -549,6 +586,82 @@ async function figuresChild(quick, threadsAll) {
   }
   gc();
 
+  // Layouts: rows inside a fused QKV buffer of 2048 tokens × 6144 (Granite-8B's q, k and v: 32 + 8 + 8 heads of
+  // 128). (10) rmsNorm of the first 4096 values of each row (row stride 6144) into a dense out, against dense
+  // rmsNorm of as many values and against copying the rows out first; (11) per-head QK-norm of q (32 heads of
+  // 128, in place) in one call, against one dense call per head of each token.
+  {
+    const tokens = 2048;
+    const stride = 6144;
+    const qkv = fill(new Float32Array(tokens * stride), 21);
+    const d = f32(tokens);
+    const c = ops(api, fallback, d).rmsNorm;
+    const packed = new Float32Array(tokens * dim);
+    const stridedOpts = { dim, eps: EPS, rows: tokens, xRowStride: stride, out: d.out };
+    const strided = () => api.rmsNorm(qkv, d.w, stridedOpts);
+    const copyThenDense = () => {
+      for (let r = 0; r < tokens; r++) packed.set(qkv.subarray(r * stride, r * stride + dim), r * dim);
+      api.rmsNorm(packed, d.w, d.opts.rmsNorm);
+    };
+    const headDim = 128;
+    const heads = 32;
+    const qw = fill(new Float32Array(headDim), 22, 1, 0.2);
+    const qk = { dim: headDim, heads, eps: EPS, xRowStride: stride, out: qkv, outRowStride: stride };
+    const qkNorm = () => api.rmsNorm(qkv, qw, qk);
+    const perHeadOpts = [];
+    for (let t = 0; t < tokens; t++) {
+      for (let h = 0; h < heads; h++) {
+        const v = qkv.subarray(t * stride + h * headDim, t * stride + (h + 1) * headDim);
+        perHeadOpts.push([v, { eps: EPS, out: v }]);
+      }
+    }
+    const perHead = () => {
+      for (const [v, o] of perHeadOpts) api.rmsNorm(v, qw, o);
+    };
+    const t = await measureTogether(
+      {
+        dense: { fn: c.sync, setup: all },
+        strided: { fn: strided, setup: all },
+        copyThenDense: { fn: copyThenDense, setup: all },
+        qkNorm: { fn: qkNorm, setup: all },
+        perHead: { fn: perHead, setup: all, iterations: 2 },
+      },
+      budget,
+    );
+    const T = (k) => formatTime(t[k].median);
+    figures.push(
+      figure(
+        '10a',
+        `2048×4096 float32 rmsNorm of rows 6144 apart (xRowStride), ${nThreads}: strided time / dense time`,
+        q(t, 'strided', 'dense'),
+        '<=',
+        1.2,
+        `strided ${T('strided')}, dense ${T('dense')} (the same 2048×4096 values)`,
+      ),
+    );
+    figures.push(
+      figure(
+        '10b',
+        `2048×4096 float32 rmsNorm of rows 6144 apart, ${nThreads}: copy-then-dense time / strided time`,
+        q(t, 'copyThenDense', 'strided'),
+        '>=',
+        1.5,
+        `copy the rows out then rmsNorm ${T('copyThenDense')}, strided ${T('strided')}`,
+      ),
+    );
+    figures.push(
+      figure(
+        '11',
+        `QK-norm, 2048 tokens × 32 heads × 128 in a 6144-wide QKV buffer, in place, ${nThreads}: per-head dense calls / one call (heads)`,
+        q(t, 'perHead', 'qkNorm'),
+        '>=',
+        3,
+        `one call ${T('qkNorm')}, 65536 dense calls (one per token and head) ${T('perHead')}`,
+      ),
+    );
+  }
+  gc();
+
   const order = [
     '1',
     '2',
@@ -575,6 +688,9 @@ async function figuresChild(quick, threadsAll) {
     '8b',
     '9a',
     '9b',
+    '10a',
+    '10b',
+    '11',
   ];
   figures.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   return { isa: info.isa, native: info.native, threads: N, version: info.version, budget, figures };

@@ -8,9 +8,10 @@
 // It checks, under AddressSanitizer and UndefinedBehaviorSanitizer:
 // - soundness: when check() accepts a call, every promise args.h makes the kernels holds (types, including
 //   the half-precision rules: Uint16Array data with dtype 1 or 2, Float32Array statistics, parameters all
-//   Float32Array or all Uint16Array; lengths,
-//   rows * dim == x.length, dim, eps, offset, partial and k in range, no output overlapping another array
-//   except an exactly equal in-place view, offset only with a weight);
+//   Float32Array or all Uint16Array; lengths: every array with rows holds its strided layout, the others have
+//   dim or rows * heads entries; dim, eps, offset, partial, k, heads, headStride and the row strides in range;
+//   no output sharing an element the call touches with another array except an exactly equal in-place view
+//   with the same row stride; offset only with a weight);
 // - agreement: check() accepts exactly the calls an independent, rule-by-rule reading of the contract accepts,
 //   and rejects the others with the code of the first rule broken (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE or
 //   ERR_INVALID_ARG_VALUE), a RangeError exactly for ERR_OUT_OF_RANGE, and a message naming the argument.
@@ -47,6 +48,42 @@ size_t accumulate_index(const args::OpSpec& op) {
 // dim-long output, is a statistic; a dim-long input is a parameter.
 bool is_data(const args::Slot& s) { return s.len == args::Len::kTotal; }
 bool is_stat(const args::Slot& s) { return s.len == args::Len::kRows || (s.len == args::Len::kDim && s.output); }
+
+// The layout scalars of an op, from the contract: rows, heads, headStride, then one row stride per array with
+// rows in slot order, then addRmsNorm's residualScale.
+size_t n_data(const args::OpSpec& op) {
+  size_t k = 0;
+  for (const args::Slot& s : op.slots) k += is_data(s) ? 1 : 0;
+  return k;
+}
+bool has_residual_scale(const args::OpSpec& op) { return std::strcmp(op.name, "addRmsNorm") == 0; }
+
+// Do rows [a, a + la) every s bytes (ra of them) and rows [b, b + lb) every t bytes (rb of them) share a byte?
+// Row by row when there are few, else by the contract's closed form (rows of equal stride, or a single row,
+// meet when some difference of row indexes k has -lb < b - a + k s < la; of unequal strides, when their
+// extents meet).
+bool rows_meet(uint64_t a, uint64_t ra, uint64_t s, uint64_t la, uint64_t b, uint64_t rb, uint64_t t, uint64_t lb) {
+  if (ra == 0 || rb == 0 || la == 0 || lb == 0) return false;
+  const uint64_t ea = (ra - 1) * s + la, eb = (rb - 1) * t + lb;
+  if (a + ea <= b || b + eb <= a) return false;
+  if (ra == 1) s = t;  // the stride of a single row does not matter
+  if (rb == 1) t = s;
+  if (s != t) return true;
+  if (ra * rb <= 4096) {
+    for (uint64_t i = 0; i < ra; ++i)
+      for (uint64_t j = 0; j < rb; ++j) {
+        const uint64_t x = a + i * s, y = b + j * t;
+        if (x < y + lb && y < x + la) return true;
+      }
+    return false;
+  }
+  // d + k s grows with k: take the largest k in range with d + k s < la, and ask whether it is above -lb.
+  const long double d = static_cast<long double>(b) - static_cast<long double>(a), sd = static_cast<long double>(s);
+  long double k = std::ceil((static_cast<long double>(la) - d) / sd) - 1;
+  if (k > static_cast<long double>(rb - 1)) k = static_cast<long double>(rb - 1);
+  if (k < -static_cast<long double>(ra - 1)) return false;
+  return d + k * sd > -static_cast<long double>(lb);
+}
 
 const args::OpSpec* const kOps[] = {&args::kRmsNorm, &args::kLayerNorm, &args::kAddRmsNorm, &args::kRmsNormBackward,
                                     &args::kLayerNormBackward};
@@ -93,9 +130,152 @@ double decode_number(FuzzedDataProvider& in) {
   return d;
 }
 
+// Do the elements the call touches in slots o and i meet? An array with rows touches its rows' spans; any
+// other array all of itself.
+bool touched_meet(const args::OpSpec& op, const args::RawArgs& raw, size_t o, size_t i, uint64_t rows, uint64_t span,
+                  const uint64_t* stride_of) {
+  auto shape = [&](size_t k, uint64_t* r, uint64_t* st, uint64_t* len) {
+    const args::RawArray& a = raw.arrays[k];
+    const uint64_t w = width(a.type);
+    if (is_data(op.slots[k])) {
+      *r = rows;
+      *st = stride_of[k] * w;
+      *len = span * w;
+    } else {
+      *r = 1;
+      *st = a.length * w;
+      *len = a.length * w;
+    }
+  };
+  uint64_t ro, so, lo, ri, si, li;
+  shape(o, &ro, &so, &lo);
+  shape(i, &ri, &si, &li);
+  return rows_meet(reinterpret_cast<uintptr_t>(raw.arrays[o].data), ro, so, lo,
+                   reinterpret_cast<uintptr_t>(raw.arrays[i].data), ri, si, li);
+}
+
 // The contract, rule by rule, written from lib/validate.ts's point of view (not from args.h): the code of the
 // first rule `raw` breaks, or nullptr when it breaks none.
 const char* expected_code(const args::OpSpec& op, const args::RawArgs& raw) {
+  const size_t n = op.slots.size();
+  const bool has_offset = has(op, args::Scalar::kOffset), has_partial = has(op, args::Scalar::kPartial),
+             has_accumulate = has(op, args::Scalar::kAccumulate);
+  const size_t n_layout = 3 + n_data(op) + (has_residual_scale(op) ? 1 : 0);
+  const size_t want_argc = n + 2 + has_offset + has_partial + has_accumulate + 2 + n_layout;
+  if (raw.argc != want_argc) return "ERR_INVALID_ARG_TYPE";
+  // Arrays, in order: not an array (or null where one is required), another element kind, or detached.
+  for (size_t i = 0; i < n; ++i) {
+    const args::RawArray& a = raw.arrays[i];
+    if (a.kind == args::RawArray::kNullish && op.slots[i].nullable) continue;
+    if (a.kind != args::RawArray::kTyped) return "ERR_INVALID_ARG_TYPE";
+    if (a.length == 0 && a.detached) return "ERR_INVALID_ARG_VALUE";
+  }
+  const args::RawScalar* s = raw.scalars;
+  // dim
+  if (!s[0].ok) return "ERR_INVALID_ARG_TYPE";
+  const double dim = s[0].number;
+  if (std::isnan(dim) || dim < 1 || dim > 4294967295.0 || dim != std::trunc(dim)) return "ERR_OUT_OF_RANGE";
+  // eps
+  if (!s[1].ok) return "ERR_INVALID_ARG_TYPE";
+  if (!std::isfinite(s[1].number) || s[1].number < 0) return "ERR_OUT_OF_RANGE";
+  size_t next = 2;
+  if (has_offset) {
+    const args::RawScalar& o = s[next++];
+    if (!o.ok) return "ERR_INVALID_ARG_TYPE";
+    if (!std::isfinite(o.number)) return "ERR_OUT_OF_RANGE";
+    size_t w = 0;
+    while (std::strcmp(op.slots[w].name, "weight") != 0) ++w;
+    if (o.number != 0 && raw.arrays[w].kind != args::RawArray::kTyped) return "ERR_INVALID_ARG_VALUE";
+  }
+  if (has_partial) {
+    const args::RawScalar& p = s[next++];
+    if (!p.ok) return "ERR_INVALID_ARG_TYPE";
+    if (!(p.number > 0) || p.number > 1) return "ERR_OUT_OF_RANGE";
+  }
+  if (has_accumulate && !s[next++].ok) return "ERR_INVALID_ARG_TYPE";
+  // dtype and castMode: numbers.
+  if (!s[next].ok || !s[next + 1].ok) return "ERR_INVALID_ARG_TYPE";
+  const double dtype = s[next].number, cast = s[next + 1].number;
+  // The layout: non-negative integers below 2^53, then residualScale finite.
+  uint64_t lay[3 + args::kMaxSlots] = {};
+  for (size_t j = 0; j < 3 + n_data(op); ++j) {
+    const args::RawScalar& v = s[next + 2 + j];
+    if (!v.ok) return "ERR_INVALID_ARG_TYPE";
+    if (!(v.number >= 0 && v.number <= 9007199254740991.0) || v.number != std::trunc(v.number))
+      return "ERR_OUT_OF_RANGE";
+    lay[j] = static_cast<uint64_t>(v.number);
+  }
+  if (has_residual_scale(op)) {
+    const args::RawScalar& v = s[next + 2 + 3 + n_data(op)];
+    if (!v.ok) return "ERR_INVALID_ARG_TYPE";
+    if (!std::isfinite(v.number)) return "ERR_OUT_OF_RANGE";
+  }
+  // Uint16Array data needs dtype 1 (bfloat16) or 2 (float16); float data needs dtype 0.
+  const Type x = raw.arrays[0].type;
+  const bool half = x == Type::kU16;
+  if (half && !(dtype == 1 || dtype == 2)) return "ERR_INVALID_ARG_VALUE";
+  if (!half && dtype != 0) return "ERR_INVALID_ARG_VALUE";
+  if (!(cast == 0 || cast == 1)) return "ERR_INVALID_ARG_VALUE";
+  // Element types: float data makes every array x's type. Half data: data slots Uint16Array, statistics
+  // Float32Array, parameters Float32Array or Uint16Array, the same for all of them.
+  bool have_param = false;
+  Type param = Type::kF32;
+  for (size_t i = 1; i < n; ++i) {
+    const args::RawArray& a = raw.arrays[i];
+    if (a.kind != args::RawArray::kTyped) continue;
+    if (!half || is_data(op.slots[i])) {
+      if (a.type != x) return "ERR_INVALID_ARG_TYPE";
+    } else if (is_stat(op.slots[i])) {
+      if (a.type != Type::kF32) return "ERR_INVALID_ARG_TYPE";
+    } else {
+      if (a.type == Type::kF64) return "ERR_INVALID_ARG_TYPE";
+      if (have_param && a.type != param) return "ERR_INVALID_ARG_TYPE";
+      have_param = true;
+      param = a.type;
+    }
+  }
+  // Lengths: heads >= 1, headStride >= dim, a row span and rows * heads that fit; each array with rows (in slot
+  // order) a row stride >= the span and room for (rows - 1) * stride + span elements; the others dim or
+  // rows * heads.
+  const uint64_t d = static_cast<uint64_t>(dim), rows = lay[0], heads = lay[1], hs = lay[2];
+  if (heads < 1 || hs < d) return "ERR_OUT_OF_RANGE";
+  const unsigned __int128 span128 = static_cast<unsigned __int128>(heads - 1) * hs + d;
+  if (span128 > UINT64_MAX || static_cast<unsigned __int128>(rows) * heads > UINT64_MAX) return "ERR_OUT_OF_RANGE";
+  const uint64_t span = static_cast<uint64_t>(span128);
+  uint64_t stride_of[args::kMaxSlots] = {};
+  for (size_t i = 0, j = 0; i < n; ++i) {
+    if (!is_data(op.slots[i])) continue;
+    stride_of[i] = lay[3 + j++];
+    if (raw.arrays[i].kind != args::RawArray::kTyped) continue;
+    if (stride_of[i] < span) return "ERR_OUT_OF_RANGE";
+    const unsigned __int128 extent = rows == 0 ? 0 : static_cast<unsigned __int128>(rows - 1) * stride_of[i] + span;
+    if (extent > raw.arrays[i].length) return "ERR_OUT_OF_RANGE";
+  }
+  for (size_t i = 1; i < n; ++i) {
+    if (raw.arrays[i].kind != args::RawArray::kTyped || is_data(op.slots[i])) continue;
+    const uint64_t want = op.slots[i].len == args::Len::kDim ? d : rows * heads;
+    if (raw.arrays[i].length != want) return "ERR_OUT_OF_RANGE";
+  }
+  // Overlaps: an output may share memory with no other array, except its in-place slot when exactly equal.
+  for (size_t o = 0; o < n; ++o) {
+    const args::RawArray& out = raw.arrays[o];
+    if (!op.slots[o].output || out.kind != args::RawArray::kTyped || out.length == 0) continue;
+    const uintptr_t o0 = reinterpret_cast<uintptr_t>(out.data), o1 = o0 + out.length * width(out.type);
+    for (size_t i = 0; i < n; ++i) {
+      const args::RawArray& other = raw.arrays[i];
+      if (i == o || other.kind != args::RawArray::kTyped || other.length == 0) continue;
+      const uintptr_t i0 = reinterpret_cast<uintptr_t>(other.data), i1 = i0 + other.length * width(other.type);
+      if (o1 <= i0 || i1 <= o0) continue;
+      if (!touched_meet(op, raw, o, i, rows, span, stride_of)) continue;
+      if (static_cast<int>(i) == op.slots[o].same_ok && o0 == i0 && o1 == i1 && stride_of[o] == stride_of[i]) continue;
+      return "ERR_INVALID_ARG_VALUE";
+    }
+  }
+  return nullptr;
+}
+
+// A dense call (the layout scalars left out): the rules of x as rows × dim, every array with rows x's length.
+const char* expected_code_dense(const args::OpSpec& op, const args::RawArgs& raw) {
   const size_t n = op.slots.size();
   const bool has_offset = has(op, args::Scalar::kOffset), has_partial = has(op, args::Scalar::kPartial),
              has_accumulate = has(op, args::Scalar::kAccumulate);
@@ -203,7 +383,7 @@ void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args
   const size_t acc = accumulate_index(op) + (has(op, args::Scalar::kAccumulate) ? 1 : 0);
   if (p.dtype != static_cast<int>(raw.scalars[acc].number)) fail("dtype value");
   if (p.llama != (raw.scalars[acc + 1].number == 1)) fail("castMode");
-  if (p.rows * p.dim != p[op.slots[0].role].length) fail("rows * dim");
+  if (p.heads < 1 || p.head_stride < p.dim || p.row_span != (p.heads - 1) * p.head_stride + p.dim) fail("heads");
   for (size_t i = 0; i < n; ++i) {
     const args::ArrayArg& a = p[op.slots[i].role];
     if (!a.present) {
@@ -215,10 +395,13 @@ void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args
                            : is_stat(op.slots[i]) ? (half ? Type::kF32 : p.data)
                                                   : p.param;
     if (a.type != want_type) fail("element type");
-    const size_t want = op.slots[i].len == args::Len::kTotal ? p[op.slots[0].role].length
-                        : op.slots[i].len == args::Len::kDim ? p.dim
-                                                             : p.rows;
-    if (a.length != want) fail("length");
+    if (is_data(op.slots[i])) {
+      const size_t st = p.stride[static_cast<size_t>(op.slots[i].role)];
+      if (st < p.row_span) fail("row stride");
+      if (p.rows > 0 && a.length < (p.rows - 1) * st + p.row_span) fail("length past the layout");
+    } else if (a.length != (op.slots[i].len == args::Len::kDim ? p.dim : p.rows * p.heads)) {
+      fail("length");
+    }
     if (a.data != raw.arrays[i].data) fail("data pointer");
     if (std::strcmp(op.slots[i].name, "weight") == 0 && p.offset != 0 && !a.present) fail("offset without weight");
   }
@@ -233,8 +416,11 @@ void check_promises(const args::OpSpec& op, const args::RawArgs& raw, const args
         continue;
       const uintptr_t o0 = reinterpret_cast<uintptr_t>(p[op.slots[o].role].data), o1 = o0 + p[op.slots[o].role].bytes();
       const uintptr_t i0 = reinterpret_cast<uintptr_t>(p[op.slots[i].role].data), i1 = i0 + p[op.slots[i].role].bytes();
-      const bool disjoint = o1 <= i0 || i1 <= o0;
-      const bool in_place = static_cast<int>(i) == op.slots[o].same_ok && o0 == i0 && o1 == i1;
+      uint64_t stride_of[args::kMaxSlots] = {};
+      for (size_t k = 0; k < n; ++k) stride_of[k] = p.stride[static_cast<size_t>(op.slots[k].role)];
+      const bool disjoint = o1 <= i0 || i1 <= o0 || !touched_meet(op, raw, o, i, p.rows, p.row_span, stride_of);
+      const bool in_place =
+          static_cast<int>(i) == op.slots[o].same_ok && o0 == i0 && o1 == i1 && stride_of[o] == stride_of[i];
       if (!disjoint && !in_place) fail("an output overlaps another array");
     }
   }
@@ -251,10 +437,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t n = op.slots.size();
   args::RawArgs raw;
   std::memset(&raw, 0xA5, sizeof raw);  // fields binding.cc leaves unset hold garbage there too
-  raw.argc =
-      in.ConsumeIntegralInRange<uint8_t>(0, 15) == 0 ? in.ConsumeIntegralInRange<size_t>(0, 17) : args::arity(op);
+  const uint8_t argc_kind = in.ConsumeIntegralInRange<uint8_t>(0, 15);
+  raw.argc = argc_kind == 0  ? in.ConsumeIntegralInRange<size_t>(0, 24)
+             : argc_kind < 5 ? args::arity(op) - op.n_layout  // a dense call
+                             : args::arity(op);
   // A shape most calls stick to, so that length rules pass often enough to reach the overlap rules.
   const size_t dim = in.ConsumeIntegralInRange<size_t>(1, 9), rows = in.ConsumeIntegralInRange<size_t>(0, 5);
+  // A layout most calls stick to: a few heads, small gaps between heads and between rows.
+  const size_t heads = in.ConsumeIntegralInRange<size_t>(0, 3) == 0 ? in.ConsumeIntegralInRange<size_t>(2, 3) : 1;
+  const size_t head_stride = dim + (in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<size_t>(0, 3));
+  const size_t span = (heads - 1) * head_stride + dim;
+  size_t gap[args::kMaxSlots];
+  for (size_t i = 0; i < n; ++i) gap[i] = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<size_t>(0, 4);
   // The call's data type, and for half data its parameter type.
   const uint8_t base = in.ConsumeIntegralInRange<uint8_t>(0, 2);
   const Type x = base == 0 ? Type::kF32 : base == 1 ? Type::kF64 : Type::kU16;
@@ -277,7 +471,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       a.type = is_data(slot) ? x : is_stat(slot) ? stat : param;
       if (in.ConsumeIntegralInRange<uint8_t>(0, 31) == 0) a.type = kTypes[in.ConsumeIntegralInRange<uint8_t>(0, 2)];
       const args::Len len = op.slots[i].len;
-      size_t length = len == args::Len::kTotal ? rows * dim : len == args::Len::kDim ? dim : rows;
+      size_t length = len == args::Len::kTotal ? (rows == 0 ? 0 : (rows - 1) * (span + gap[i]) + span)
+                      : len == args::Len::kDim ? dim
+                                               : rows * heads;
       const uint8_t off = in.ConsumeIntegral<uint8_t>();
       if (off < 24)
         length = in.ConsumeIntegralInRange<size_t>(0, 64);  // any length
@@ -293,10 +489,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       a.data = reinterpret_cast<void*>(buffer + element * width(a.type) + misalign);
     }
   }
+  // Which array each row stride scalar belongs to (they follow the op's arrays with rows, in slot order).
+  size_t stride_slot[args::kMaxSlots];
+  for (size_t i = 0, j = 0; i < n; ++i)
+    if (is_data(op.slots[i])) stride_slot[j++] = i;
+  const size_t first_layout = accumulate_index(op) + (has(op, args::Scalar::kAccumulate) ? 1 : 0) + 2;
   for (size_t j = 0; j < args::kMaxScalars; ++j) {
     args::RawScalar& s = raw.scalars[j];
     const bool boolean = has(op, args::Scalar::kAccumulate) && j == accumulate_index(op);
-    const size_t n_scalars = op.scalars.size();
+    const size_t n_scalars = first_layout;
     const uint8_t kind = in.ConsumeIntegral<uint8_t>();
     s.ok = kind >= 16;  // otherwise a string, an object, null, undefined, a BigInt...
     if (boolean) {
@@ -309,6 +510,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       s.number = x == Type::kU16 ? 1 + (kind & 1) : 0;
     } else if (j == n_scalars - 1 && kind >= 64) {  // castMode
       s.number = kind & 1;
+    } else if (j >= first_layout && j < first_layout + 3 + n_data(op) && kind >= 64) {  // the shape's layout
+      const size_t l = j - first_layout;
+      s.number = static_cast<double>(l == 0   ? rows
+                                     : l == 1 ? heads
+                                     : l == 2 ? head_stride
+                                              : span + gap[stride_slot[l - 3]]);
+    } else if (j == first_layout + 3 + n_data(op) && has_residual_scale(op) && kind >= 64) {
+      s.number = kind & 1 ? 1.0 : 0.22;
     } else {
       s.number = decode_number(in);
     }
@@ -317,7 +526,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   args::Parsed p;
   args::Error e;
   const bool ok = args::check(op, raw, p, e);
-  const char* want = expected_code(op, raw);
+  const char* want = raw.argc == args::arity(op) - op.n_layout ? expected_code_dense(op, raw) : expected_code(op, raw);
   if (ok) {
     if (want) die("accepted a call the contract refuses", op, std::string("expected ") + want);
     check_promises(op, raw, p);

@@ -237,6 +237,8 @@ void check_forward(const Call& c, const rmsnorm::KernelTable& table, const rmsno
     a.residual = o.residual.get();
     a.rows = c.rows;
     a.dim = c.dim;
+    a.head_stride = c.dim;
+    a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = c.dim;
     a.k = ln ? c.dim : c.k;
     a.eps = c.eps;
     a.offset = ln ? 0.0 : c.offset;
@@ -411,6 +413,8 @@ void check_backward(const Call& c, const rmsnorm::KernelTable& table, const rmsn
     a.dx = dx[r].get();
     a.rows = c.rows;
     a.dim = c.dim;
+    a.head_stride = c.dim;
+    a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = c.dim;
     a.k = ln ? c.dim : c.k;
     a.eps = c.eps;
     a.offset = ln ? 0.0 : c.offset;
@@ -638,6 +642,8 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
     a.dx = dx[r].get();
     a.rows = c.rows;
     a.dim = c.dim;
+    a.head_stride = c.dim;
+    a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = c.dim;
     a.k = ln ? c.dim : c.k;
     a.eps = c.eps;
     a.offset = ln ? 0.0 : c.offset;

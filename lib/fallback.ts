@@ -2,7 +2,7 @@
 // (native/kernels/), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
 import type { AsyncKernels, Converter, DataArray, Kernels } from '../binding';
-import { changedWhileRunning, partialCount } from './validate';
+import { allocLike, changedWhileRunning, kindOf, partialCount } from './validate';
 
 type FloatArray = Float32Array | Float64Array;
 type Arr = FloatArray | null;
@@ -274,13 +274,16 @@ const floatKernels = {
     eps: number,
     offset: number,
     partial: number,
+    residualScale: number,
   ) {
     const rows = x.length / dim;
     const k = partialCount(partial, dim);
     const s: RowScale = { mean: 0, meanS: 0, ce: 0, r: 0, e: 0 };
     for (let row = 0; row < rows; row++) {
       const base = row * dim;
-      for (let i = base; i < base + dim; i++) residual[i] = residual[i]! + x[i]!; // rounds to the element type
+      // In double, rounded once to the element type on store (as the native kernels do).
+      if (residualScale === 1) for (let i = base; i < base + dim; i++) residual[i] = residual[i]! + x[i]!;
+      else for (let i = base; i < base + dim; i++) residual[i] = residual[i]! + x[i]! * residualScale;
       rmsScale(residual, base, k, eps, s);
       if (rstd) rstd[row] = rstdOf(s);
       writeRow(residual, out, base, dim, weight, bias, offset, s, false, tailMayOverflow(residual, base, k, dim, s));
@@ -485,7 +488,8 @@ function llamaRow(
   }
 }
 
-export const fallback: Kernels = {
+// The kernels over dense arrays (rows × dim, one head per row); `fallback` below brings other layouts to them.
+const dense: Kernels = {
   rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
     if (!dtype)
       return floatKernels.rmsNorm(
@@ -548,7 +552,8 @@ export const fallback: Kernels = {
     }
   },
 
-  addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode) {
+  addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, ...layout) {
+    const residualScale = layout[6] ?? 1;
     if (!dtype) {
       return floatKernels.addRmsNorm(
         x as FloatArray,
@@ -561,14 +566,21 @@ export const fallback: Kernels = {
         eps,
         offset,
         partial,
+        residualScale,
       );
     }
     const codec = codecs[dtype]!;
-    // residual += x in float32, rounded to the storage type; then rmsNorm of the stored values.
+    // residual += x in float32 (x * residualScale in double), rounded once to the storage type; then rmsNorm
+    // of the stored values.
     for (let i = 0; i < residual.length; i++) {
-      residual[i] = codec.encode(Math.fround(codec.decode(residual[i]!) + codec.decode(x[i]!)));
+      const sum =
+        residualScale === 1
+          ? Math.fround(codec.decode(residual[i]!) + codec.decode(x[i]!))
+          : codec.decode(residual[i]!) + codec.decode(x[i]!) * residualScale;
+      residual[i] = codec.encode(sum);
     }
-    this.rmsNorm(residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode);
+    const rows = x.length / dim;
+    this.rmsNorm(residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, rows, 1, dim, dim, dim);
   },
 
   rmsNormBackward(dy, x, weight, rstd, dx, dweight, dbias, dim, eps, offset, partial, accumulate, dtype) {
@@ -639,6 +651,342 @@ export const fallback: Kernels = {
       accumulate,
     );
     encodeInto(dxf, dx, codec);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Layouts: strided rows and heads. A call whose arrays are not dense gathers each array with rows into a dense
+// copy of its (row, head) groups, runs the dense kernel, and writes the outputs' groups back: the elements
+// between rows and heads are never read or written.
+
+interface Groups {
+  rows: number;
+  heads: number;
+  headStride: number;
+  dim: number;
+}
+
+function isDense(g: Groups, a: DataArray, stride: number): boolean {
+  return g.headStride === g.dim && stride === g.heads * g.dim && a.length === g.rows * stride;
+}
+
+/** The (row, head) groups of `a`, one after another. */
+function gather(a: DataArray, stride: number, g: Groups): DataArray {
+  const d = allocLike(kindOf(a), g.rows * g.heads * g.dim);
+  let j = 0;
+  for (let r = 0; r < g.rows; r++) {
+    for (let h = 0; h < g.heads; h++) {
+      const base = r * stride + h * g.headStride;
+      for (let i = 0; i < g.dim; i++) d[j++] = a[base + i]!;
+    }
+  }
+  return d;
+}
+
+/** Writes the groups gathered in `d` back to their places in `a`. */
+function scatter(d: DataArray, a: DataArray, stride: number, g: Groups): void {
+  let j = 0;
+  for (let r = 0; r < g.rows; r++) {
+    for (let h = 0; h < g.heads; h++) {
+      const base = r * stride + h * g.headStride;
+      for (let i = 0; i < g.dim; i++) a[base + i] = d[j++]!;
+    }
+  }
+}
+
+export const fallback: Kernels = {
+  rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, ...layout) {
+    if (layout[0] === undefined)
+      return dense.rmsNorm(x, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode);
+    const [rows, heads, headStride, xs, os] = layout as number[] as [number, number, number, number, number];
+    const g = { rows, heads, headStride, dim };
+    if (isDense(g, x, xs) && isDense(g, out, os)) {
+      return dense.rmsNorm(
+        x,
+        weight,
+        bias,
+        out,
+        rstd,
+        dim,
+        eps,
+        offset,
+        partial,
+        dtype,
+        castMode,
+        rows,
+        1,
+        dim,
+        dim,
+        dim,
+      );
+    }
+    const y = allocLike(kindOf(out), rows * heads * dim);
+    const u = rows * heads;
+    dense.rmsNorm(
+      gather(x, xs, g),
+      weight,
+      bias,
+      y,
+      rstd,
+      dim,
+      eps,
+      offset,
+      partial,
+      dtype,
+      castMode,
+      u,
+      1,
+      dim,
+      dim,
+      dim,
+    );
+    scatter(y, out, os, g);
+  },
+
+  layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode, ...layout) {
+    if (layout[0] === undefined) return dense.layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode);
+    const [rows, heads, headStride, xs, os] = layout as number[] as [number, number, number, number, number];
+    const g = { rows, heads, headStride, dim };
+    if (isDense(g, x, xs) && isDense(g, out, os)) {
+      return dense.layerNorm(x, weight, bias, out, mean, rstd, dim, eps, dtype, castMode, rows, 1, dim, dim, dim);
+    }
+    const y = allocLike(kindOf(out), rows * heads * dim);
+    const u = rows * heads;
+    dense.layerNorm(gather(x, xs, g), weight, bias, y, mean, rstd, dim, eps, dtype, castMode, u, 1, dim, dim, dim);
+    scatter(y, out, os, g);
+  },
+
+  addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode, ...layout) {
+    if (layout[0] === undefined)
+      return dense.addRmsNorm(x, residual, weight, bias, out, rstd, dim, eps, offset, partial, dtype, castMode);
+    const [rows, heads, headStride, xs, rs, os, scale] = layout as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const g = { rows, heads, headStride, dim };
+    const u = rows * heads;
+    if (isDense(g, x, xs) && isDense(g, residual, rs) && isDense(g, out, os)) {
+      return dense.addRmsNorm(
+        x,
+        residual,
+        weight,
+        bias,
+        out,
+        rstd,
+        dim,
+        eps,
+        offset,
+        partial,
+        dtype,
+        castMode,
+        u,
+        1,
+        dim,
+        dim,
+        dim,
+        dim,
+        scale,
+      );
+    }
+    const res = gather(residual, rs, g);
+    const y = allocLike(kindOf(out), u * dim);
+    dense.addRmsNorm(
+      gather(x, xs, g),
+      res,
+      weight,
+      bias,
+      y,
+      rstd,
+      dim,
+      eps,
+      offset,
+      partial,
+      dtype,
+      castMode,
+      u,
+      1,
+      dim,
+      dim,
+      dim,
+      dim,
+      scale,
+    );
+    scatter(res, residual, rs, g);
+    scatter(y, out, os, g);
+  },
+
+  rmsNormBackward(
+    dy,
+    x,
+    weight,
+    rstd,
+    dx,
+    dweight,
+    dbias,
+    dim,
+    eps,
+    offset,
+    partial,
+    accumulate,
+    dtype,
+    castMode,
+    ...layout
+  ) {
+    if (layout[0] === undefined)
+      return dense.rmsNormBackward(
+        dy,
+        x,
+        weight,
+        rstd,
+        dx,
+        dweight,
+        dbias,
+        dim,
+        eps,
+        offset,
+        partial,
+        accumulate,
+        dtype,
+        castMode,
+      );
+    const [rows, heads, headStride, dys, xs, dxs] = layout as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const g = { rows, heads, headStride, dim };
+    const u = rows * heads;
+    if (isDense(g, dy, dys) && isDense(g, x, xs) && isDense(g, dx, dxs)) {
+      return dense.rmsNormBackward(
+        dy,
+        x,
+        weight,
+        rstd,
+        dx,
+        dweight,
+        dbias,
+        dim,
+        eps,
+        offset,
+        partial,
+        accumulate,
+        dtype,
+        castMode,
+        u,
+        1,
+        dim,
+        dim,
+        dim,
+        dim,
+      );
+    }
+    const d = allocLike(kindOf(dx), u * dim);
+    dense.rmsNormBackward(
+      gather(dy, dys, g),
+      gather(x, xs, g),
+      weight,
+      rstd,
+      d,
+      dweight,
+      dbias,
+      dim,
+      eps,
+      offset,
+      partial,
+      accumulate,
+      dtype,
+      castMode,
+      u,
+      1,
+      dim,
+      dim,
+      dim,
+      dim,
+    );
+    scatter(d, dx, dxs, g);
+  },
+
+  layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, dim, eps, accumulate, dtype, castMode, ...layout) {
+    if (layout[0] === undefined)
+      return dense.layerNormBackward(
+        dy,
+        x,
+        weight,
+        mean,
+        rstd,
+        dx,
+        dweight,
+        dbias,
+        dim,
+        eps,
+        accumulate,
+        dtype,
+        castMode,
+      );
+    const [rows, heads, headStride, dys, xs, dxs] = layout as number[] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const g = { rows, heads, headStride, dim };
+    const u = rows * heads;
+    if (isDense(g, dy, dys) && isDense(g, x, xs) && isDense(g, dx, dxs)) {
+      return dense.layerNormBackward(
+        dy,
+        x,
+        weight,
+        mean,
+        rstd,
+        dx,
+        dweight,
+        dbias,
+        dim,
+        eps,
+        accumulate,
+        dtype,
+        castMode,
+        u,
+        1,
+        dim,
+        dim,
+        dim,
+        dim,
+      );
+    }
+    const d = allocLike(kindOf(dx), u * dim);
+    dense.layerNormBackward(
+      gather(dy, dys, g),
+      gather(x, xs, g),
+      weight,
+      mean,
+      rstd,
+      d,
+      dweight,
+      dbias,
+      dim,
+      eps,
+      accumulate,
+      dtype,
+      castMode,
+      u,
+      1,
+      dim,
+      dim,
+      dim,
+      dim,
+    );
+    scatter(d, dx, dxs, g);
   },
 };
 

@@ -14,7 +14,10 @@
 /** What an array is to the kernel: native code reaches arrays by role, never by position. */
 export type Role = 'x' | 'dy' | 'residual' | 'weight' | 'bias' | 'out' | 'dx' | 'mean' | 'rstd' | 'dweight' | 'dbias';
 
-/** Expected length: the first array's length (rows * dim), dim, or rows. */
+/**
+ * Expected length: 'total' for arrays with rows (x, out, residual, dy, dx: at least the extent of their strided
+ * layout, exactly x's length for a dense call), dim, or 'rows' (one entry per row and head).
+ */
 export type LengthClass = 'total' | 'dim' | 'rows';
 
 /**
@@ -63,8 +66,42 @@ export const SCALARS = {
   dtype: 'number',
   /** 0 'fp32', 1 'llama'. */
   castMode: 'number',
+  /** The number of rows (resolved by the facade: given, or from x's length and stride). */
+  rows: 'number',
+  /** Groups of dim values per row, each normalized on its own (per-head QK-norm). */
+  heads: 'number',
+  /** Elements from the start of one head to the next within a row (>= dim). */
+  headStride: 'number',
+  /** Elements from the start of one row of x to the next. */
+  xRowStride: 'number',
+  /** Elements from the start of one row of out to the next. */
+  outRowStride: 'number',
+  /** Elements from the start of one row of residual to the next. */
+  residualRowStride: 'number',
+  /** Elements from the start of one row of dy to the next. */
+  dyRowStride: 'number',
+  /** Elements from the start of one row of dx to the next. */
+  dxRowStride: 'number',
+  /** addRmsNorm: residual += x * residualScale. */
+  residualScale: 'number',
 } as const;
 export type ScalarName = keyof typeof SCALARS;
+
+/**
+ * The layout scalars: each op takes those it has last, and a dense call may leave all of them out (the kernels
+ * then take x as rows × dim, every array with rows dense, and residualScale 1), so it pays nothing for them.
+ */
+export const LAYOUT_SCALARS: readonly ScalarName[] = [
+  'rows',
+  'heads',
+  'headStride',
+  'xRowStride',
+  'outRowStride',
+  'residualRowStride',
+  'dyRowStride',
+  'dxRowStride',
+  'residualScale',
+];
 
 export interface OpDescription {
   /** One line for binding.d.ts. */
@@ -146,7 +183,19 @@ export const OPS = {
       outOnX,
       rstdOut,
     ],
-    scalars: ['dim', 'eps', 'offset', 'partial', 'dtype', 'castMode'],
+    scalars: [
+      'dim',
+      'eps',
+      'offset',
+      'partial',
+      'dtype',
+      'castMode',
+      'rows',
+      'heads',
+      'headStride',
+      'xRowStride',
+      'outRowStride',
+    ],
   },
   layerNorm: {
     doc: 'LayerNorm of each row of x into out (which may be x); statistics into mean and rstd when given.',
@@ -158,10 +207,10 @@ export const OPS = {
       { role: 'mean', name: 'options.mean', length: 'rows', element: 'stat', nullable: true, output: true },
       rstdOut,
     ],
-    scalars: ['dim', 'eps', 'dtype', 'castMode'],
+    scalars: ['dim', 'eps', 'dtype', 'castMode', 'rows', 'heads', 'headStride', 'xRowStride', 'outRowStride'],
   },
   addRmsNorm: {
-    doc: 'residual += x, then RMSNorm of residual into out (which may be x).',
+    doc: 'residual += x * residualScale, then RMSNorm of residual into out (which may be x).',
     arrays: [
       x,
       {
@@ -178,17 +227,57 @@ export const OPS = {
       outOnX,
       rstdOut,
     ],
-    scalars: ['dim', 'eps', 'offset', 'partial', 'dtype', 'castMode'],
+    scalars: [
+      'dim',
+      'eps',
+      'offset',
+      'partial',
+      'dtype',
+      'castMode',
+      'rows',
+      'heads',
+      'headStride',
+      'xRowStride',
+      'residualRowStride',
+      'outRowStride',
+      'residualScale',
+    ],
   },
   rmsNormBackward: {
     doc: 'Gradients of rmsNorm: dx (may be dy); dweight/dbias when given, overwritten or added to (accumulate).',
     arrays: [dy, x, weight, statIn('rstd'), dxOnDy, dweight, dbias],
-    scalars: ['dim', 'eps', 'offset', 'partial', 'accumulate', 'dtype', 'castMode'],
+    scalars: [
+      'dim',
+      'eps',
+      'offset',
+      'partial',
+      'accumulate',
+      'dtype',
+      'castMode',
+      'rows',
+      'heads',
+      'headStride',
+      'dyRowStride',
+      'xRowStride',
+      'dxRowStride',
+    ],
   },
   layerNormBackward: {
     doc: 'Gradients of layerNorm; mean and rstd are recomputed unless both are given.',
     arrays: [dy, x, weight, statIn('mean'), statIn('rstd'), dxOnDy, dweight, dbias],
-    scalars: ['dim', 'eps', 'accumulate', 'dtype', 'castMode'],
+    scalars: [
+      'dim',
+      'eps',
+      'accumulate',
+      'dtype',
+      'castMode',
+      'rows',
+      'heads',
+      'headStride',
+      'dyRowStride',
+      'xRowStride',
+      'dxRowStride',
+    ],
   },
 } as const satisfies Record<string, OpDescription>;
 

@@ -4,7 +4,7 @@ import type { AsyncKernels, DataArray, Kernels } from '../binding';
 
 type Arr = DataArray | null;
 
-/** The arguments of rmsNorm, by role. */
+/** The arguments of rmsNorm, by role; a dense call leaves the layout scalars out. */
 export interface RmsNormCall {
   x: DataArray;
   weight: Arr;
@@ -17,15 +17,59 @@ export interface RmsNormCall {
   partial: number;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  xRowStride: number;
+  outRowStride: number;
+  dense: boolean;
 }
 export function callRmsNorm(k: Kernels, c: RmsNormCall): void {
-  k.rmsNorm(c.x, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  if (c.dense) k.rmsNorm(c.x, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  else
+    k.rmsNorm(
+      c.x,
+      c.weight,
+      c.bias,
+      c.out,
+      c.rstd,
+      c.dim,
+      c.eps,
+      c.offset,
+      c.partial,
+      c.dtype,
+      c.castMode,
+      c.rows,
+      c.heads,
+      c.headStride,
+      c.xRowStride,
+      c.outRowStride,
+    );
 }
 export function callRmsNormAsync(k: AsyncKernels, c: RmsNormCall): Promise<void> {
-  return k.rmsNormAsync(c.x, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode);
+  return c.dense
+    ? k.rmsNormAsync(c.x, c.weight, c.bias, c.out, c.rstd, c.dim, c.eps, c.offset, c.partial, c.dtype, c.castMode)
+    : k.rmsNormAsync(
+        c.x,
+        c.weight,
+        c.bias,
+        c.out,
+        c.rstd,
+        c.dim,
+        c.eps,
+        c.offset,
+        c.partial,
+        c.dtype,
+        c.castMode,
+        c.rows,
+        c.heads,
+        c.headStride,
+        c.xRowStride,
+        c.outRowStride,
+      );
 }
 
-/** The arguments of layerNorm, by role. */
+/** The arguments of layerNorm, by role; a dense call leaves the layout scalars out. */
 export interface LayerNormCall {
   x: DataArray;
   weight: Arr;
@@ -37,15 +81,57 @@ export interface LayerNormCall {
   eps: number;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  xRowStride: number;
+  outRowStride: number;
+  dense: boolean;
 }
 export function callLayerNorm(k: Kernels, c: LayerNormCall): void {
-  k.layerNorm(c.x, c.weight, c.bias, c.out, c.mean, c.rstd, c.dim, c.eps, c.dtype, c.castMode);
+  if (c.dense) k.layerNorm(c.x, c.weight, c.bias, c.out, c.mean, c.rstd, c.dim, c.eps, c.dtype, c.castMode);
+  else
+    k.layerNorm(
+      c.x,
+      c.weight,
+      c.bias,
+      c.out,
+      c.mean,
+      c.rstd,
+      c.dim,
+      c.eps,
+      c.dtype,
+      c.castMode,
+      c.rows,
+      c.heads,
+      c.headStride,
+      c.xRowStride,
+      c.outRowStride,
+    );
 }
 export function callLayerNormAsync(k: AsyncKernels, c: LayerNormCall): Promise<void> {
-  return k.layerNormAsync(c.x, c.weight, c.bias, c.out, c.mean, c.rstd, c.dim, c.eps, c.dtype, c.castMode);
+  return c.dense
+    ? k.layerNormAsync(c.x, c.weight, c.bias, c.out, c.mean, c.rstd, c.dim, c.eps, c.dtype, c.castMode)
+    : k.layerNormAsync(
+        c.x,
+        c.weight,
+        c.bias,
+        c.out,
+        c.mean,
+        c.rstd,
+        c.dim,
+        c.eps,
+        c.dtype,
+        c.castMode,
+        c.rows,
+        c.heads,
+        c.headStride,
+        c.xRowStride,
+        c.outRowStride,
+      );
 }
 
-/** The arguments of addRmsNorm, by role. */
+/** The arguments of addRmsNorm, by role; a dense call leaves the layout scalars out. */
 export interface AddRmsNormCall {
   x: DataArray;
   residual: DataArray;
@@ -59,41 +145,94 @@ export interface AddRmsNormCall {
   partial: number;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  xRowStride: number;
+  residualRowStride: number;
+  outRowStride: number;
+  residualScale: number;
+  dense: boolean;
 }
 export function callAddRmsNorm(k: Kernels, c: AddRmsNormCall): void {
-  k.addRmsNorm(
-    c.x,
-    c.residual,
-    c.weight,
-    c.bias,
-    c.out,
-    c.rstd,
-    c.dim,
-    c.eps,
-    c.offset,
-    c.partial,
-    c.dtype,
-    c.castMode,
-  );
+  if (c.dense)
+    k.addRmsNorm(
+      c.x,
+      c.residual,
+      c.weight,
+      c.bias,
+      c.out,
+      c.rstd,
+      c.dim,
+      c.eps,
+      c.offset,
+      c.partial,
+      c.dtype,
+      c.castMode,
+    );
+  else
+    k.addRmsNorm(
+      c.x,
+      c.residual,
+      c.weight,
+      c.bias,
+      c.out,
+      c.rstd,
+      c.dim,
+      c.eps,
+      c.offset,
+      c.partial,
+      c.dtype,
+      c.castMode,
+      c.rows,
+      c.heads,
+      c.headStride,
+      c.xRowStride,
+      c.residualRowStride,
+      c.outRowStride,
+      c.residualScale,
+    );
 }
 export function callAddRmsNormAsync(k: AsyncKernels, c: AddRmsNormCall): Promise<void> {
-  return k.addRmsNormAsync(
-    c.x,
-    c.residual,
-    c.weight,
-    c.bias,
-    c.out,
-    c.rstd,
-    c.dim,
-    c.eps,
-    c.offset,
-    c.partial,
-    c.dtype,
-    c.castMode,
-  );
+  return c.dense
+    ? k.addRmsNormAsync(
+        c.x,
+        c.residual,
+        c.weight,
+        c.bias,
+        c.out,
+        c.rstd,
+        c.dim,
+        c.eps,
+        c.offset,
+        c.partial,
+        c.dtype,
+        c.castMode,
+      )
+    : k.addRmsNormAsync(
+        c.x,
+        c.residual,
+        c.weight,
+        c.bias,
+        c.out,
+        c.rstd,
+        c.dim,
+        c.eps,
+        c.offset,
+        c.partial,
+        c.dtype,
+        c.castMode,
+        c.rows,
+        c.heads,
+        c.headStride,
+        c.xRowStride,
+        c.residualRowStride,
+        c.outRowStride,
+        c.residualScale,
+      );
 }
 
-/** The arguments of rmsNormBackward, by role. */
+/** The arguments of rmsNormBackward, by role; a dense call leaves the layout scalars out. */
 export interface RmsNormBackwardCall {
   dy: DataArray;
   x: DataArray;
@@ -109,45 +248,99 @@ export interface RmsNormBackwardCall {
   accumulate: boolean;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  dyRowStride: number;
+  xRowStride: number;
+  dxRowStride: number;
+  dense: boolean;
 }
 export function callRmsNormBackward(k: Kernels, c: RmsNormBackwardCall): void {
-  k.rmsNormBackward(
-    c.dy,
-    c.x,
-    c.weight,
-    c.rstd,
-    c.dx,
-    c.dweight,
-    c.dbias,
-    c.dim,
-    c.eps,
-    c.offset,
-    c.partial,
-    c.accumulate,
-    c.dtype,
-    c.castMode,
-  );
+  if (c.dense)
+    k.rmsNormBackward(
+      c.dy,
+      c.x,
+      c.weight,
+      c.rstd,
+      c.dx,
+      c.dweight,
+      c.dbias,
+      c.dim,
+      c.eps,
+      c.offset,
+      c.partial,
+      c.accumulate,
+      c.dtype,
+      c.castMode,
+    );
+  else
+    k.rmsNormBackward(
+      c.dy,
+      c.x,
+      c.weight,
+      c.rstd,
+      c.dx,
+      c.dweight,
+      c.dbias,
+      c.dim,
+      c.eps,
+      c.offset,
+      c.partial,
+      c.accumulate,
+      c.dtype,
+      c.castMode,
+      c.rows,
+      c.heads,
+      c.headStride,
+      c.dyRowStride,
+      c.xRowStride,
+      c.dxRowStride,
+    );
 }
 export function callRmsNormBackwardAsync(k: AsyncKernels, c: RmsNormBackwardCall): Promise<void> {
-  return k.rmsNormBackwardAsync(
-    c.dy,
-    c.x,
-    c.weight,
-    c.rstd,
-    c.dx,
-    c.dweight,
-    c.dbias,
-    c.dim,
-    c.eps,
-    c.offset,
-    c.partial,
-    c.accumulate,
-    c.dtype,
-    c.castMode,
-  );
+  return c.dense
+    ? k.rmsNormBackwardAsync(
+        c.dy,
+        c.x,
+        c.weight,
+        c.rstd,
+        c.dx,
+        c.dweight,
+        c.dbias,
+        c.dim,
+        c.eps,
+        c.offset,
+        c.partial,
+        c.accumulate,
+        c.dtype,
+        c.castMode,
+      )
+    : k.rmsNormBackwardAsync(
+        c.dy,
+        c.x,
+        c.weight,
+        c.rstd,
+        c.dx,
+        c.dweight,
+        c.dbias,
+        c.dim,
+        c.eps,
+        c.offset,
+        c.partial,
+        c.accumulate,
+        c.dtype,
+        c.castMode,
+        c.rows,
+        c.heads,
+        c.headStride,
+        c.dyRowStride,
+        c.xRowStride,
+        c.dxRowStride,
+      );
 }
 
-/** The arguments of layerNormBackward, by role. */
+/** The arguments of layerNormBackward, by role; a dense call leaves the layout scalars out. */
 export interface LayerNormBackwardCall {
   dy: DataArray;
   x: DataArray;
@@ -162,38 +355,90 @@ export interface LayerNormBackwardCall {
   accumulate: boolean;
   dtype: number;
   castMode: number;
+  rows: number;
+  heads: number;
+  headStride: number;
+  dyRowStride: number;
+  xRowStride: number;
+  dxRowStride: number;
+  dense: boolean;
 }
 export function callLayerNormBackward(k: Kernels, c: LayerNormBackwardCall): void {
-  k.layerNormBackward(
-    c.dy,
-    c.x,
-    c.weight,
-    c.mean,
-    c.rstd,
-    c.dx,
-    c.dweight,
-    c.dbias,
-    c.dim,
-    c.eps,
-    c.accumulate,
-    c.dtype,
-    c.castMode,
-  );
+  if (c.dense)
+    k.layerNormBackward(
+      c.dy,
+      c.x,
+      c.weight,
+      c.mean,
+      c.rstd,
+      c.dx,
+      c.dweight,
+      c.dbias,
+      c.dim,
+      c.eps,
+      c.accumulate,
+      c.dtype,
+      c.castMode,
+    );
+  else
+    k.layerNormBackward(
+      c.dy,
+      c.x,
+      c.weight,
+      c.mean,
+      c.rstd,
+      c.dx,
+      c.dweight,
+      c.dbias,
+      c.dim,
+      c.eps,
+      c.accumulate,
+      c.dtype,
+      c.castMode,
+      c.rows,
+      c.heads,
+      c.headStride,
+      c.dyRowStride,
+      c.xRowStride,
+      c.dxRowStride,
+    );
 }
 export function callLayerNormBackwardAsync(k: AsyncKernels, c: LayerNormBackwardCall): Promise<void> {
-  return k.layerNormBackwardAsync(
-    c.dy,
-    c.x,
-    c.weight,
-    c.mean,
-    c.rstd,
-    c.dx,
-    c.dweight,
-    c.dbias,
-    c.dim,
-    c.eps,
-    c.accumulate,
-    c.dtype,
-    c.castMode,
-  );
+  return c.dense
+    ? k.layerNormBackwardAsync(
+        c.dy,
+        c.x,
+        c.weight,
+        c.mean,
+        c.rstd,
+        c.dx,
+        c.dweight,
+        c.dbias,
+        c.dim,
+        c.eps,
+        c.accumulate,
+        c.dtype,
+        c.castMode,
+      )
+    : k.layerNormBackwardAsync(
+        c.dy,
+        c.x,
+        c.weight,
+        c.mean,
+        c.rstd,
+        c.dx,
+        c.dweight,
+        c.dbias,
+        c.dim,
+        c.eps,
+        c.accumulate,
+        c.dtype,
+        c.castMode,
+        c.rows,
+        c.heads,
+        c.headStride,
+        c.dyRowStride,
+        c.xRowStride,
+        c.dxRowStride,
+      );
 }

@@ -32,17 +32,23 @@ import {
   checkBoolean,
   checkData,
   checkDim,
+  checkLayout,
+  checkLayoutOverlaps,
+  checkResidualScale,
+  checkRowStride,
+  invalidValue,
   checkEps,
   checkOffset,
   checkOpOverlaps,
   checkOptions,
   checkPartial,
-  checkRowsMultiple,
   checkSlot,
   checkSlotLength,
   checkSlotType,
   checkTypes,
   type CallTypes,
+  type Footprint,
+  type Layout,
   type Sizes,
 } from './validate';
 
@@ -69,6 +75,40 @@ const LN = slots(OPS.layerNorm);
 const ADD = slots(OPS.addRmsNorm);
 const RMS_BACK = slots(OPS.rmsNormBackward);
 const LN_BACK = slots(OPS.layerNormBackward);
+
+/**
+ * The call's layout from its options (checkLayout), with the first array's row stride; records it in `s`
+ * (statistics then have rows * heads entries).
+ */
+function layoutOf(
+  o: object,
+  strideOption: unknown,
+  first: DataArray,
+  firstName: string,
+  strideName: string,
+  s: Sizes,
+): Layout {
+  const layout = checkLayout(o, strideOption, s.dim, first, firstName, strideName);
+  s.rows = layout.rows * layout.heads;
+  s.layout = layout;
+  return layout;
+}
+
+/** An output's row stride: its option when the output is given; a new output is dense (row stride rowSpan). */
+function outStride(name: string, outName: string, v: unknown, given: DataArray | null, L: Layout): number {
+  if (v !== undefined && !given) throw invalidValue(name, `applies only with ${outName} (a new array is dense)`);
+  return checkRowStride(name, v, L.rowSpan, L.heads);
+}
+
+/** The length of a new array with rows: x's length for a dense call, else rows * rowSpan. */
+function newLength(L: Layout, total: number): number {
+  return L.dense ? total : L.rows * L.rowSpan;
+}
+
+/** An array's footprint, for the overlap rules of a call with a layout. */
+function fp(L: Layout, stride: number): Footprint {
+  return { stride, span: L.rowSpan, rows: L.rows };
+}
 
 /**
  * Runs a plan (validation plus the start of the work) so that a bad argument rejects the promise with the
@@ -133,21 +173,32 @@ function planRmsNorm(x: DataArray, weight: DataArray | null, options: RmsNormOpt
   const t = checkTypes(kind, o.dtype, o.castMode);
   const w = checkSlotType(RMS.weight, weight, t);
   const dim = checkDim(o.dim, w);
-  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0, layout: undefined };
   checkSlotLength(RMS.weight, w, s);
-  s.rows = checkRowsMultiple(x, dim);
+  const L = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const xRowStride = L.stride;
   const eps = checkEps(o.eps);
   const bias = checkSlot(RMS.bias, o.bias, t, s);
   const offset = checkOffset(o.offset, w);
   const partial = checkPartial(o.partial);
-  const out = checkSlot(RMS.out, o.out, t, s);
+  const out = checkSlotType(RMS.out, o.out, t);
+  const outRowStride = outStride('options.outRowStride', 'options.out', o.outRowStride, out, L);
+  checkSlotLength(RMS.out, out, s, outRowStride);
   const rstd = checkSlot(RMS.rstd, o.rstd, t, s);
-  if (!native) checkOpOverlaps(OPS.rmsNorm, { x, weight: w, bias, out, rstd });
+  if (!native) {
+    if (L.dense) checkOpOverlaps(OPS.rmsNorm, { x, weight: w, bias, out, rstd });
+    else
+      checkLayoutOverlaps(
+        OPS.rmsNorm,
+        { x, weight: w, bias, out, rstd },
+        { x: fp(L, xRowStride), out: fp(L, outRowStride) },
+      );
+  }
   return {
     x,
     weight: w,
     bias,
-    out: out ?? allocLike(kind, x.length),
+    out: out ?? allocLike(kind, newLength(L, x.length)),
     rstd,
     dim,
     eps,
@@ -155,6 +206,12 @@ function planRmsNorm(x: DataArray, weight: DataArray | null, options: RmsNormOpt
     partial,
     dtype: t.dtype,
     castMode: t.cast,
+    dense: L.dense,
+    rows: L.rows,
+    heads: L.heads,
+    headStride: L.headStride,
+    xRowStride,
+    outRowStride,
   };
 }
 
@@ -213,26 +270,39 @@ function planLayerNorm(
   const w = checkSlotType(LN.weight, weight, t);
   const b = checkSlotType(LN.bias, bias, t);
   const dim = checkDim(o.dim, w ?? b, w ? 'weight' : 'bias');
-  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0, layout: undefined };
   checkSlotLength(LN.weight, w, s);
   checkSlotLength(LN.bias, b, s);
-  s.rows = checkRowsMultiple(x, dim);
+  const L = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const xRowStride = L.stride;
   const eps = checkEps(o.eps);
-  const out = checkSlot(LN.out, o.out, t, s);
+  const out = checkSlotType(LN.out, o.out, t);
+  const outRowStride = outStride('options.outRowStride', 'options.out', o.outRowStride, out, L);
+  checkSlotLength(LN.out, out, s, outRowStride);
   const mean = checkSlot(LN.mean, o.mean, t, s);
   const rstd = checkSlot(LN.rstd, o.rstd, t, s);
-  if (!native) checkOpOverlaps(OPS.layerNorm, { x, weight: w, bias: b, out, mean, rstd });
+  if (!native) {
+    const arrays = { x, weight: w, bias: b, out, mean, rstd };
+    if (L.dense) checkOpOverlaps(OPS.layerNorm, arrays);
+    else checkLayoutOverlaps(OPS.layerNorm, arrays, { x: fp(L, xRowStride), out: fp(L, outRowStride) });
+  }
   return {
     x,
     weight: w,
     bias: b,
-    out: out ?? allocLike(kind, x.length),
+    out: out ?? allocLike(kind, newLength(L, x.length)),
     mean,
     rstd,
     dim,
     eps,
     dtype: t.dtype,
     castMode: t.cast,
+    dense: L.dense,
+    rows: L.rows,
+    heads: L.heads,
+    headStride: L.headStride,
+    xRowStride,
+    outRowStride,
   };
 }
 
@@ -292,23 +362,37 @@ function planAddRmsNorm(
   const res = checkSlotType(ADD.residual, residual, t)!;
   const w = checkSlotType(ADD.weight, weight, t);
   const dim = checkDim(o.dim, w);
-  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0 };
+  const s: Sizes = { total: x.length, totalName: 'x.length', dim, rows: 0, layout: undefined };
   checkSlotLength(ADD.weight, w, s);
-  s.rows = checkRowsMultiple(x, dim);
-  checkSlotLength(ADD.residual, res, s);
+  const L = layoutOf(o, o.xRowStride, x, 'x', 'options.xRowStride', s);
+  const xRowStride = L.stride;
+  const residualRowStride = checkRowStride('options.residualRowStride', o.residualRowStride, L.rowSpan, L.heads);
+  checkSlotLength(ADD.residual, res, s, residualRowStride);
   const eps = checkEps(o.eps);
   const bias = checkSlot(ADD.bias, o.bias, t, s);
   const offset = checkOffset(o.offset, w);
   const partial = checkPartial(o.partial);
-  const out = checkSlot(ADD.out, o.out, t, s);
+  const residualScale = checkResidualScale(o.residualScale);
+  const out = checkSlotType(ADD.out, o.out, t);
+  const outRowStride = outStride('options.outRowStride', 'options.out', o.outRowStride, out, L);
+  checkSlotLength(ADD.out, out, s, outRowStride);
   const rstd = checkSlot(ADD.rstd, o.rstd, t, s);
-  if (!native) checkOpOverlaps(OPS.addRmsNorm, { x, residual: res, weight: w, bias, out, rstd });
+  if (!native) {
+    const arrays = { x, residual: res, weight: w, bias, out, rstd };
+    if (L.dense) checkOpOverlaps(OPS.addRmsNorm, arrays);
+    else
+      checkLayoutOverlaps(OPS.addRmsNorm, arrays, {
+        x: fp(L, xRowStride),
+        residual: fp(L, residualRowStride),
+        out: fp(L, outRowStride),
+      });
+  }
   return {
     x,
     residual: res,
     weight: w,
     bias,
-    out: out ?? allocLike(kind, x.length),
+    out: out ?? allocLike(kind, newLength(L, x.length)),
     rstd,
     dim,
     eps,
@@ -316,6 +400,15 @@ function planAddRmsNorm(
     partial,
     dtype: t.dtype,
     castMode: t.cast,
+    // residualScale travels with the layout: a call that sets it passes them all.
+    dense: L.dense && residualScale === 1,
+    rows: L.rows,
+    heads: L.heads,
+    headStride: L.headStride,
+    xRowStride,
+    residualRowStride,
+    outRowStride,
+    residualScale,
   };
 }
 
@@ -337,21 +430,31 @@ function checkBackwardCommon(
   const xs = checkSlotType(S.x, x, t)!;
   const w = checkSlotType(S.weight, weight, t);
   const dim = checkDim(o.dim, w);
-  const s: Sizes = { total: dy.length, totalName: 'dy.length', dim, rows: 0 };
+  const s: Sizes = { total: dy.length, totalName: 'dy.length', dim, rows: 0, layout: undefined };
   checkSlotLength(S.weight, w, s);
-  s.rows = checkRowsMultiple(dy, dim, 'dy');
-  checkSlotLength(S.x, xs, s);
+  const L = layoutOf(o, o.dyRowStride, dy, 'dy', 'options.dyRowStride', s);
+  const dyRowStride = L.stride;
+  const xRowStride = checkRowStride('options.xRowStride', o.xRowStride, L.rowSpan, L.heads);
+  checkSlotLength(S.x, xs, s, xRowStride);
   const eps = checkEps(o.eps);
-  return { t, xs, w, s, eps };
+  return { t, xs, w, s, eps, L, dyRowStride, xRowStride };
 }
 
 /** The gradient outputs, checked; those not given are allocated (dweight only when there is a weight). */
-function gradOutputs(S: BackSlots, o: RmsNormBackwardOptions | LayerNormBackwardOptions, t: CallTypes, s: Sizes) {
-  const dx = checkSlot(S.dx, o.dx, t, s);
+function gradOutputs(
+  S: BackSlots,
+  o: RmsNormBackwardOptions | LayerNormBackwardOptions,
+  t: CallTypes,
+  s: Sizes,
+  L: Layout,
+) {
+  const dx = checkSlotType(S.dx, o.dx, t);
+  const dxRowStride = outStride('options.dxRowStride', 'options.dx', o.dxRowStride, dx, L);
+  checkSlotLength(S.dx, dx, s, dxRowStride);
   const dweight = checkSlot(S.dweight, o.dweight, t, s);
   const dbias = checkSlot(S.dbias, o.dbias, t, s);
   const accumulate = checkBoolean('options.accumulate', o.accumulate);
-  return { dx, dweight, dbias, accumulate };
+  return { dx, dxRowStride, dweight, dbias, accumulate };
 }
 
 /** The result of a backward pass: its gradient arrays. */
@@ -407,13 +510,13 @@ function planRmsNormBackward(
   options: RmsNormBackwardOptions | undefined,
 ) {
   const o = checkOptions<RmsNormBackwardOptions>(options);
-  const { t, xs, w, s, eps } = checkBackwardCommon(RMS_BACK, dy, x, weight, o);
+  const { t, xs, w, s, eps, L, dyRowStride, xRowStride } = checkBackwardCommon(RMS_BACK, dy, x, weight, o);
   const offset = checkOffset(o.offset, w);
   const partial = checkPartial(o.partial);
   const rstd = checkSlot(RMS_BACK.rstd, o.rstd, t, s);
-  const given = gradOutputs(RMS_BACK, o, t, s);
-  if (!native)
-    checkOpOverlaps(OPS.rmsNormBackward, {
+  const given = gradOutputs(RMS_BACK, o, t, s, L);
+  if (!native) {
+    const arrays = {
       dy,
       x: xs,
       weight: w,
@@ -421,13 +524,21 @@ function planRmsNormBackward(
       dx: given.dx,
       dweight: given.dweight,
       dbias: given.dbias,
-    });
+    };
+    if (L.dense) checkOpOverlaps(OPS.rmsNormBackward, arrays);
+    else
+      checkLayoutOverlaps(OPS.rmsNormBackward, arrays, {
+        dy: fp(L, dyRowStride),
+        x: fp(L, xRowStride),
+        dx: fp(L, given.dxRowStride),
+      });
+  }
   const c = {
     dy,
     x: xs,
     weight: w,
     rstd,
-    dx: given.dx ?? allocLike(t.data, s.total),
+    dx: given.dx ?? allocLike(t.data, newLength(L, s.total)),
     dweight: given.dweight ?? (w ? allocLike(t.stat, s.dim) : null),
     dbias: given.dbias ?? allocLike(t.stat, s.dim),
     dim: s.dim,
@@ -437,6 +548,13 @@ function planRmsNormBackward(
     accumulate: given.accumulate,
     dtype: t.dtype,
     castMode: t.cast,
+    dense: L.dense,
+    rows: L.rows,
+    heads: L.heads,
+    headStride: L.headStride,
+    dyRowStride,
+    xRowStride,
+    dxRowStride: given.dxRowStride,
   };
   return c;
 }
@@ -488,12 +606,12 @@ function planLayerNormBackward(
   options: LayerNormBackwardOptions | undefined,
 ) {
   const o = checkOptions<LayerNormBackwardOptions>(options);
-  const { t, xs, w, s, eps } = checkBackwardCommon(LN_BACK, dy, x, weight, o);
+  const { t, xs, w, s, eps, L, dyRowStride, xRowStride } = checkBackwardCommon(LN_BACK, dy, x, weight, o);
   const mean = checkSlot(LN_BACK.mean, o.mean, t, s);
   const rstd = checkSlot(LN_BACK.rstd, o.rstd, t, s);
-  const given = gradOutputs(LN_BACK, o, t, s);
-  if (!native)
-    checkOpOverlaps(OPS.layerNormBackward, {
+  const given = gradOutputs(LN_BACK, o, t, s, L);
+  if (!native) {
+    const arrays = {
       dy,
       x: xs,
       weight: w,
@@ -502,14 +620,22 @@ function planLayerNormBackward(
       dx: given.dx,
       dweight: given.dweight,
       dbias: given.dbias,
-    });
+    };
+    if (L.dense) checkOpOverlaps(OPS.layerNormBackward, arrays);
+    else
+      checkLayoutOverlaps(OPS.layerNormBackward, arrays, {
+        dy: fp(L, dyRowStride),
+        x: fp(L, xRowStride),
+        dx: fp(L, given.dxRowStride),
+      });
+  }
   const c = {
     dy,
     x: xs,
     weight: w,
     mean,
     rstd,
-    dx: given.dx ?? allocLike(t.data, s.total),
+    dx: given.dx ?? allocLike(t.data, newLength(L, s.total)),
     dweight: given.dweight ?? (w ? allocLike(t.stat, s.dim) : null),
     dbias: given.dbias ?? allocLike(t.stat, s.dim),
     dim: s.dim,
@@ -517,6 +643,13 @@ function planLayerNormBackward(
     accumulate: given.accumulate,
     dtype: t.dtype,
     castMode: t.cast,
+    dense: L.dense,
+    rows: L.rows,
+    heads: L.heads,
+    headStride: L.headStride,
+    dyRowStride,
+    xRowStride,
+    dxRowStride: given.dxRowStride,
   };
   return c;
 }

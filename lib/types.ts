@@ -26,6 +26,21 @@ export type Stat<D extends DataArray> = D extends Uint16Array ? Float32Array : D
 /** The array type of every other array argument of a call whose x is T: Float32Array for Float32Array, etc. */
 export type SameFloat<T extends FloatArray> = Data<T>;
 
+/**
+ * Where the rows are (every op): row r of x starts at x[r * xRowStride]; within a row, `heads` groups of dim
+ * values start every `headStride` elements, each normalized on its own with the same weight. The elements
+ * between rows and between heads are never read or written.
+ */
+export interface LayoutOptions {
+  /** Rows. Default: every whole row in x (dense: x.length / rowSpan, which must divide; with xRowStride,
+   * floor((x.length - rowSpan) / xRowStride) + 1), where rowSpan = (heads - 1) * headStride + dim. */
+  rows?: number;
+  /** Groups of dim values per row, each normalized on its own (per-head QK-norm). Default 1. */
+  heads?: number;
+  /** Elements from one head's start to the next (>= dim). Default dim. */
+  headStride?: number;
+}
+
 /** Options every op takes for half data: dtype is required with a Uint16Array. */
 export interface PrecisionOptions {
   dtype?: HalfDType;
@@ -37,7 +52,15 @@ export type OptionsArg<D extends DataArray, O> = D extends Uint16Array
   ? [options: O & { dtype: HalfDType }]
   : [options?: O];
 
-export interface RmsNormOptions<D extends DataArray = DataArray> extends PrecisionOptions {
+export interface RmsNormOptions<D extends DataArray = DataArray> extends PrecisionOptions, LayoutOptions {
+  /** Elements from one row of x to the next (>= rowSpan). Default rowSpan (dense). */
+  xRowStride?: number;
+  /** Elements from one row of out to the next; only with options.out (a new out is dense). Default rowSpan. */
+  outRowStride?: number;
+  /** addRmsNorm: elements from one row of residual to the next. Default rowSpan. */
+  residualRowStride?: number;
+  /** addRmsNorm: residual += x * residualScale (Granite's residual_multiplier), rounded once. Default 1. */
+  residualScale?: number;
   /** Row length. Default: weight.length (required when weight is null). */
   dim?: number;
   /** Added to the mean square before the square root. Default 1e-5. Finite, >= 0. */
@@ -54,7 +77,11 @@ export interface RmsNormOptions<D extends DataArray = DataArray> extends Precisi
   rstd?: Stat<D> | null;
 }
 
-export interface LayerNormOptions<D extends DataArray = DataArray> extends PrecisionOptions {
+export interface LayerNormOptions<D extends DataArray = DataArray> extends PrecisionOptions, LayoutOptions {
+  /** Elements from one row of x to the next (>= rowSpan). Default rowSpan (dense). */
+  xRowStride?: number;
+  /** Elements from one row of out to the next; only with options.out. Default rowSpan. */
+  outRowStride?: number;
   /** Row length. Default: weight.length, else bias.length. */
   dim?: number;
   /** Added to the variance before the square root. Default 1e-5. Finite, >= 0. */
@@ -67,7 +94,15 @@ export interface LayerNormOptions<D extends DataArray = DataArray> extends Preci
   rstd?: Stat<D> | null;
 }
 
-export interface RmsNormBackwardOptions<D extends DataArray = DataArray> extends PrecisionOptions {
+/** The row strides of a backward pass (dx only with options.dx: a new dx is dense). */
+export interface BackwardLayoutOptions extends LayoutOptions {
+  dyRowStride?: number;
+  xRowStride?: number;
+  dxRowStride?: number;
+}
+
+export interface RmsNormBackwardOptions<D extends DataArray = DataArray>
+  extends PrecisionOptions, BackwardLayoutOptions {
   dim?: number;
   eps?: number;
   offset?: number;
@@ -84,7 +119,8 @@ export interface RmsNormBackwardOptions<D extends DataArray = DataArray> extends
   accumulate?: boolean;
 }
 
-export interface LayerNormBackwardOptions<D extends DataArray = DataArray> extends PrecisionOptions {
+export interface LayerNormBackwardOptions<D extends DataArray = DataArray>
+  extends PrecisionOptions, BackwardLayoutOptions {
   dim?: number;
   eps?: number;
   /** mean and rstd from the forward pass; both are recomputed from x unless both are given. */

@@ -334,7 +334,10 @@ export interface Sizes {
   total: number;
   totalName: string;
   dim: number;
+  /** The number of statistics: rows * heads. */
   rows: number;
+  /** The call's layout (absent or dense: every array with rows has the first array's length). */
+  layout?: Layout;
 }
 
 /** The element type and presence of an array argument; null when absent and the slot allows it. */
@@ -344,18 +347,26 @@ export function checkSlotType(slot: ArraySlot, v: unknown, t: CallTypes): DataAr
   return checkKind(slot.name, v, slot.element === 'stat' ? t.stat : t.data, optional);
 }
 
-/** The length of a present array argument. */
-export function checkSlotLength(slot: ArraySlot, a: DataArray | null, s: Sizes): void {
+/**
+ * The length of a present array argument. An array with rows: exactly the first array's length in a dense
+ * call, else at least its layout's extent (`stride`, its row stride, defaults to the row span).
+ */
+export function checkSlotLength(slot: ArraySlot, a: DataArray | null, s: Sizes, stride?: number): void {
   if (!a) return;
-  if (slot.length === 'total') checkLength(slot.name, a, s.total, s.totalName);
-  else if (slot.length === 'dim') checkLength(slot.name, a, s.dim, 'dim');
-  else checkLength(slot.name, a, s.rows, 'rows');
+  if (slot.length === 'total') {
+    if (s.layout && !s.layout.dense) {
+      checkExtent(slot.name, a, s.layout.rows, stride ?? s.layout.rowSpan, s.layout.rowSpan);
+    } else {
+      checkLength(slot.name, a, s.total, s.totalName);
+    }
+  } else if (slot.length === 'dim') checkLength(slot.name, a, s.dim, 'dim');
+  else checkLength(slot.name, a, s.rows, s.layout && s.layout.heads !== 1 ? 'rows * heads' : 'rows');
 }
 
 /** checkSlotType, then checkSlotLength. */
-export function checkSlot(slot: ArraySlot, v: unknown, t: CallTypes, s: Sizes): DataArray | null {
+export function checkSlot(slot: ArraySlot, v: unknown, t: CallTypes, s: Sizes, stride?: number): DataArray | null {
   const a = checkSlotType(slot, v, t);
-  checkSlotLength(slot, a, s);
+  checkSlotLength(slot, a, s, stride);
   return a;
 }
 
@@ -369,4 +380,187 @@ export function checkOpOverlaps(op: OpDescription, arrays: Partial<Record<Role, 
       sameOk: slot.inPlace === undefined ? undefined : op.arrays.findIndex((other) => other.role === slot.inPlace),
     })),
   );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Layouts: strided rows and heads. Row r of an array with rows (x, out, residual, dy, dx) starts at element
+// r * rowStride; within it, head h starts at h * headStride and holds dim values. The elements between rows and
+// between heads are never read or written.
+
+/** A call's resolved layout. `dense` when no layout option was given (the arrays are then rows × dim exactly). */
+export interface Layout {
+  rows: number;
+  heads: number;
+  headStride: number;
+  /** The elements one row spans: (heads - 1) * headStride + dim. */
+  rowSpan: number;
+  /** The first array's row stride. */
+  stride: number;
+  dense: boolean;
+}
+
+/**
+ * The one place that says how far an array with rows reaches: the number of elements it spans from its first
+ * element, (rows - 1) * rowStride + rowSpan (0 with no rows). Everything the call reads or writes in the array
+ * lies in [0, extent); anything that must keep an array's memory alive or staged during a call needs exactly
+ * this range.
+ */
+export function layoutExtent(rows: number, rowStride: number, rowSpan: number): number {
+  return rows === 0 ? 0 : (rows - 1) * rowStride + rowSpan;
+}
+
+const MAX_COUNT = 0xffffffff;
+
+function checkCount(name: string, v: unknown, min: number, minText: string): number {
+  const n = checkNumber(name, v);
+  if (!Number.isInteger(n) || n < min || n > Number.MAX_SAFE_INTEGER) {
+    throw outOfRange(name, `be an integer >= ${minText}`, String(n));
+  }
+  return n;
+}
+
+/** The layout options an op may take, as given. */
+export interface LayoutOptions {
+  rows?: unknown;
+  heads?: unknown;
+  headStride?: unknown;
+}
+
+/**
+ * heads, headStride and the row span; then the first array's row stride (its option named firstStride) and the
+ * number of rows: options.rows, else every whole row that fits in the first array. Without a row stride for the
+ * first array it is dense, and its length must be a whole number of rows.
+ */
+export function checkLayout(
+  o: LayoutOptions,
+  strideOption: unknown,
+  dim: number,
+  first: DataArray,
+  firstName: string,
+  strideName: string,
+): Layout {
+  const dense =
+    o.rows === undefined && o.heads === undefined && o.headStride === undefined && strideOption === undefined;
+  if (dense) {
+    // The common call: x is rows × dim.
+    const rows = checkRowsMultiple(first, dim, firstName);
+    return { rows, heads: 1, headStride: dim, rowSpan: dim, stride: dim, dense };
+  }
+  let heads = 1;
+  if (o.heads !== undefined) {
+    heads = checkCount('options.heads', o.heads, 1, '1');
+    if (heads > MAX_COUNT) throw outOfRange('options.heads', 'be an integer >= 1', String(heads));
+  }
+  const headStride =
+    o.headStride === undefined ? dim : checkCount('options.headStride', o.headStride, dim, `${dim} (dim)`);
+  const rowSpan = (heads - 1) * headStride + dim;
+  if (!Number.isSafeInteger(rowSpan))
+    throw outOfRange('options.heads', 'span a row of at most 2^53 - 1 elements', String(heads));
+  const stride = checkRowStride(strideName, strideOption, rowSpan, heads);
+  let rows: number;
+  if (o.rows !== undefined) {
+    rows = checkCount('options.rows', o.rows, 0, '0');
+    checkExtent(firstName, first, rows, stride, rowSpan);
+  } else if (strideOption === undefined) {
+    if (first.length % rowSpan !== 0) {
+      const what = heads === 1 ? `dim (${dim})` : `the row span (${rowSpan}: (heads - 1) * headStride + dim)`;
+      throw outOfRange(firstName, `have a length that is a multiple of ${what}`, `length ${first.length}`);
+    }
+    rows = first.length / rowSpan;
+  } else {
+    rows = first.length < rowSpan ? 0 : Math.floor((first.length - rowSpan) / stride) + 1;
+  }
+  if (rows * heads > Number.MAX_SAFE_INTEGER) throw outOfRange('options.rows', 'be smaller', String(rows));
+  return { rows, heads, headStride, rowSpan, stride, dense };
+}
+
+/** A row stride option: the row span when absent, else an integer no smaller than the row span. */
+export function checkRowStride(name: string, v: unknown, rowSpan: number, heads: number): number {
+  if (v === undefined) return rowSpan;
+  const what = heads === 1 ? 'dim' : 'the row span: (heads - 1) * headStride + dim';
+  return checkCount(name, v, rowSpan, `${rowSpan} (${what})`);
+}
+
+/** An array with rows must hold its layout: length >= layoutExtent(rows, stride, rowSpan). */
+export function checkExtent(name: string, a: DataArray, rows: number, stride: number, rowSpan: number): void {
+  const need = layoutExtent(rows, stride, rowSpan);
+  if (a.length >= need) return;
+  throw outOfRange(
+    name,
+    `have length at least ${need} (${rows} rows of row stride ${stride} spanning ${rowSpan}), so the layout stays inside it`,
+    `length ${a.length}`,
+  );
+}
+
+/** Where an array with rows lies, for the overlap rules: its row stride and row span (elements). */
+export interface Footprint {
+  stride: number;
+  span: number;
+  rows: number;
+}
+
+/**
+ * Do two arrays share an element the call touches? Arrays with rows of the same row stride (in bytes), or rows
+ * and an array without rows, are compared row by row, so interleaved views of one fused buffer (the q and k
+ * parts of a QKV projection) do not overlap; otherwise their whole extents are compared.
+ */
+function footprintsOverlap(a: DataArray, fa: Footprint | undefined, b: DataArray, fb: Footprint | undefined): boolean {
+  if (a.buffer !== b.buffer) return false;
+  const ea = fa ? layoutExtent(fa.rows, fa.stride, fa.span) * a.BYTES_PER_ELEMENT : a.byteLength;
+  const eb = fb ? layoutExtent(fb.rows, fb.stride, fb.span) * b.BYTES_PER_ELEMENT : b.byteLength;
+  if (ea === 0 || eb === 0) return false;
+  const pa = a.byteOffset,
+    pb = b.byteOffset;
+  if (!(pa < pb + eb && pb < pa + ea)) return false;
+  // An array without rows is one row spanning all of it; the stride of a single row does not matter.
+  const ra = fa ? fa.rows : 1;
+  const rb = fb ? fb.rows : 1;
+  const la = fa ? fa.span * a.BYTES_PER_ELEMENT : a.byteLength;
+  const lb = fb ? fb.span * b.BYTES_PER_ELEMENT : b.byteLength;
+  const sa = ra === 1 ? (fb ? fb.stride * b.BYTES_PER_ELEMENT : lb) : fa!.stride * a.BYTES_PER_ELEMENT;
+  const sb = rb === 1 ? sa : fb!.stride * b.BYTES_PER_ELEMENT;
+  if (sa !== sb) return true;
+  const s = sa;
+  // Row i of a is [pa + i s, pa + i s + la), row j of b [pb + j s, pb + j s + lb): they meet when some
+  // k = j - i in (-(rows_a - 1), rows_b - 1) has -lb < d + k s < la, with d = pb - pa.
+  const d = pb - pa;
+  const kLo = Math.max(-(ra - 1), Math.floor((-lb - d) / s) + 1);
+  const kHi = Math.min(rb - 1, Math.ceil((la - d) / s) - 1);
+  return kLo <= kHi;
+}
+
+/** checkOpOverlaps for a call with a layout: each array with rows compared by its footprint. */
+export function checkLayoutOverlaps(
+  op: OpDescription,
+  arrays: Partial<Record<Role, DataArray | null>>,
+  footprints: Partial<Record<Role, Footprint>>,
+): void {
+  const slots = op.arrays;
+  for (let o = 0; o < slots.length; o++) {
+    const out = slots[o]!;
+    const oa = arrays[out.role];
+    if (!out.output || !oa) continue;
+    for (let i = 0; i < slots.length; i++) {
+      const other = slots[i]!;
+      const ia = arrays[other.role];
+      if (i === o || !ia) continue;
+      const fo = footprints[out.role],
+        fi = footprints[other.role];
+      if (!footprintsOverlap(oa, fo, ia, fi)) continue;
+      const sameOk = out.inPlace === other.role;
+      if (sameOk && sameView(oa, ia) && fo?.stride === fi?.stride) continue;
+      throw invalidValue(
+        out.name,
+        `must not overlap "${other.name}"${sameOk ? ' unless it is exactly the same view (in place)' : ''}`,
+      );
+    }
+  }
+}
+
+/** addRmsNorm's options.residualScale: residual += x * residualScale. A finite number, default 1. */
+export function checkResidualScale(v: unknown): number {
+  if (v === undefined) return 1;
+  const r = checkNumber('options.residualScale', v);
+  if (!Number.isFinite(r)) throw outOfRange('options.residualScale', 'be a finite number', String(r));
+  return r;
 }

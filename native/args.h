@@ -7,13 +7,16 @@
 // What a successful check() guarantees the kernels (fuzz/args_fuzz.cc asserts each point): every present
 // array has the element type its slot requires (its Elem in ops.gen.h: data slots have x's type; for Float32Array and
 // Float64Array data every slot has x's type; for Uint16Array data, dtype is 1 (bfloat16) or 2 (float16),
-// statistics slots are Float32Array and the parameters are all Float32Array or all Uint16Array) and exactly
-// its expected length (x.length, dim or rows, with rows * dim == x.length); non-nullable slots are present;
+// statistics slots are Float32Array and the parameters are all Float32Array or all Uint16Array); every array
+// with rows (x, out, residual, dy, dx) holds its layout, (rows - 1) * rowStride + rowSpan elements with
+// rowStride >= rowSpan = (heads - 1) * headStride + dim, headStride >= dim, heads >= 1; the others have exactly
+// their expected length (dim, or rows * heads); non-nullable slots are present;
 // dim >= 1; eps finite and >= 0; offset finite; partial in (0, 1] and 1 <= k <= dim; dtype is 0 for float
 // data; castMode is 0 or 1; no output shares a byte with another array except an exactly equal view of its
-// in-place slot.
+// in-place slot with the same row stride (arrays with rows of one row stride are compared row by row).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -93,6 +96,11 @@ struct Parsed {
   ArrayArg& operator[](Role r) { return arrays[role_index(r)]; }
   const ArrayArg& operator[](Role r) const { return arrays[role_index(r)]; }
   size_t dim = 0, rows = 0, k = 0;
+  // The layout: rows of `heads` groups of dim values, group h at h * head_stride from its row's start; each
+  // array with rows (Len::kTotal) has its own row stride, by role.
+  size_t heads = 1, head_stride = 0, row_span = 0;
+  size_t stride[kRoleCount] = {};
+  double residual_scale = 1.0;
   double eps = 1e-5, offset = 0.0, partial = 1.0;
   bool accumulate = false;
   bool llama = false;  // castMode 1
@@ -117,12 +125,65 @@ inline bool overlaps(const ArrayArg& p, const ArrayArg& q) {
 
 inline bool same_view(const ArrayArg& p, const ArrayArg& q) { return p.data == q.data && p.bytes() == q.bytes(); }
 
+// The elements an array with rows spans from its first element: (rows - 1) * row_stride + row_span, 0 with no
+// rows (lib/validate.ts's layoutExtent). False when it does not fit in a size_t.
+inline bool layout_extent(size_t rows, size_t row_stride, size_t row_span, size_t* extent) {
+  if (rows == 0) {
+    *extent = 0;
+    return true;
+  }
+  size_t a;
+  return !__builtin_mul_overflow(rows - 1, row_stride, &a) && !__builtin_add_overflow(a, row_span, extent);
+}
+
+// Where an array lies, in bytes, for the overlap rules: rows of `span` bytes every `stride` bytes (an array
+// without rows: one row, the whole array).
+struct Footprint {
+  uintptr_t start = 0;
+  size_t rows = 0, stride = 0, span = 0;
+};
+
+inline Footprint footprint(const ArrayArg& a, const Slot& slot, const Parsed& p) {
+  Footprint f;
+  f.start = reinterpret_cast<uintptr_t>(a.data);
+  const size_t size = type_size(a.type);
+  if (slot.len == Len::kTotal) {
+    f.rows = p.rows;
+    f.stride = p.stride[static_cast<size_t>(slot.role)] * size;
+    f.span = p.row_span * size;
+  } else {
+    f.rows = a.length == 0 ? 0 : 1;
+    f.stride = a.bytes();
+    f.span = a.bytes();
+  }
+  return f;
+}
+
+// Do two footprints share a byte? Rows of equal stride, or any rows and one span, are compared row by row
+// (interleaved views of one fused buffer do not overlap); otherwise the whole extents. The same rule as
+// lib/validate.ts.
+inline bool footprints_overlap(const Footprint& a, const Footprint& b) {
+  if (a.rows == 0 || b.rows == 0 || a.span == 0 || b.span == 0) return false;
+  const size_t ea = (a.rows - 1) * a.stride + a.span, eb = (b.rows - 1) * b.stride + b.span;
+  if (!(a.start < b.start + eb && b.start < a.start + ea)) return false;
+  // The stride of a single row does not matter: take the other's.
+  const size_t sa = a.rows == 1 ? b.stride : a.stride, sb = b.rows == 1 ? sa : b.stride;
+  if (sa != sb) return true;
+  // Row i of a and row j of b meet when some k = j - i in [-(a.rows - 1), b.rows - 1] has
+  // -b.span < d + k * stride < a.span, with d = b.start - a.start.
+  const double s = static_cast<double>(sa);
+  const double d = static_cast<double>(b.start) - static_cast<double>(a.start);
+  const double lo = std::max(-static_cast<double>(a.rows - 1), std::floor((-static_cast<double>(b.span) - d) / s) + 1);
+  const double hi = std::min(static_cast<double>(b.rows - 1), std::ceil((static_cast<double>(a.span) - d) / s) - 1);
+  return lo <= hi;
+}
+
 inline size_t expected_length(Len len, const Parsed& p, size_t total) {
-  return len == Len::kTotal ? total : len == Len::kDim ? p.dim : p.rows;
+  return len == Len::kTotal ? total : len == Len::kDim ? p.dim : p.rows * p.heads;
 }
 
 inline std::string length_name(Len len, const OpSpec& op) {
-  return len == Len::kTotal ? std::string(op.slots[0].name) + ".length" : len == Len::kDim ? "dim" : "rows";
+  return len == Len::kTotal ? std::string(op.slots[0].name) + ".length" : len == Len::kDim ? "dim" : "rows * heads";
 }
 
 // Applies every rule of `op` to `raw` in order. Returns true and fills `p` (default-constructed by the caller),
@@ -138,9 +199,13 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   const char* kRange = "ERR_OUT_OF_RANGE";
   const char* kValue = "ERR_INVALID_ARG_VALUE";
   const size_t n_slots = op.slots.size();
-  if (raw.argc != arity(op)) {
-    return fail(kType, std::string(op.name) + " expects " + std::to_string(arity(op)) + " arguments");
+  // A dense call may leave out the layout scalars: x is then rows × dim and every array with rows dense.
+  const bool dense = raw.argc == arity(op) - op.n_layout;
+  if (raw.argc != arity(op) && !dense) {
+    return fail(kType, std::string(op.name) + " expects " + std::to_string(arity(op)) + " arguments (or " +
+                           std::to_string(arity(op) - op.n_layout) + " for a dense call)");
   }
+  const size_t n_given = raw.argc - n_slots;
   for (size_t i = 0; i < n_slots; ++i) {
     const RawArray& r = raw.arrays[i];
     const char* name = op.slots[i].name;
@@ -157,7 +222,7 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   }
   // The scalars, in the op's order: each of its JavaScript type, then its own range.
   double dtype = 0, cast = 0;
-  for (size_t s = 0; s < op.scalars.size(); ++s) {
+  for (size_t s = 0; s < n_given; ++s) {
     const Scalar kind = op.scalars[s];
     const RawScalar& r = raw.scalars[s];
     const char* name = kScalarName[static_cast<size_t>(kind)];
@@ -192,6 +257,28 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
       case Scalar::kAccumulate: p.accumulate = r.boolean; break;
       case Scalar::kDType: dtype = r.number; break;
       case Scalar::kCastMode: cast = r.number; break;
+      case Scalar::kResidualScale:
+        p.residual_scale = r.number;
+        if (!std::isfinite(r.number)) return fail(kRange, quoted(name) + " must be a finite number", true);
+        break;
+      default: {
+        // The layout's counts: rows, heads, headStride and the row strides, integers below 2^53.
+        if (!(r.number >= 0 && r.number <= 9007199254740991.0) || std::floor(r.number) != r.number) {
+          return fail(kRange, quoted(name) + " must be a non-negative integer", true);
+        }
+        const size_t v = static_cast<size_t>(r.number);
+        switch (kind) {
+          case Scalar::kRows: p.rows = v; break;
+          case Scalar::kHeads: p.heads = v; break;
+          case Scalar::kHeadStride: p.head_stride = v; break;
+          case Scalar::kXRowStride: p.stride[role_index(Role::kX)] = v; break;
+          case Scalar::kOutRowStride: p.stride[role_index(Role::kOut)] = v; break;
+          case Scalar::kResidualRowStride: p.stride[role_index(Role::kResidual)] = v; break;
+          case Scalar::kDyRowStride: p.stride[role_index(Role::kDy)] = v; break;
+          case Scalar::kDxRowStride: p.stride[role_index(Role::kDx)] = v; break;
+          default: break;
+        }
+      }
     }
   }
 
@@ -224,15 +311,63 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
                   quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
     }
   }
-  if (first.length % p.dim != 0) {
-    return fail(kRange,
-                quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
-                    "), received length " + std::to_string(first.length),
+  if (dense) {
+    // x.length must be a whole number of rows, and every array with rows exactly as long.
+    if (first.length % p.dim != 0) {
+      return fail(kRange,
+                  quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
+                      "), received length " + std::to_string(first.length),
+                  true);
+    }
+    p.rows = first.length / p.dim;
+    p.heads = 1;
+    p.head_stride = p.dim;
+    for (size_t i = 0; i < n_slots; ++i) {
+      const ArrayArg& a = p[op.slots[i].role];
+      if (op.slots[i].len != Len::kTotal) continue;
+      p.stride[role_index(op.slots[i].role)] = p.dim;
+      if (a.present && a.length != first.length) {
+        return fail(kRange,
+                    quoted(op.slots[i].name) + " must have length " + std::to_string(first.length) + " (" +
+                        length_name(Len::kTotal, op) + "), received length " + std::to_string(a.length),
+                    true);
+      }
+    }
+  }
+  // The layout: heads >= 1, headStride >= dim, every row stride >= the row span, and every array with rows
+  // holds its extent.
+  if (p.heads < 1) return fail(kRange, quoted("options.heads") + " must be an integer >= 1", true);
+  if (p.head_stride < p.dim) {
+    return fail(kRange, quoted("options.headStride") + " must be an integer >= " + std::to_string(p.dim) + " (dim)",
                 true);
   }
-  p.rows = first.length / p.dim;
+  size_t span;
+  if (__builtin_mul_overflow(p.heads - 1, p.head_stride, &span) || __builtin_add_overflow(span, p.dim, &span) ||
+      __builtin_mul_overflow(p.rows, p.heads, &span) /* rows * heads must fit too */) {
+    return fail(kRange, quoted("options.heads") + " must give a layout that fits in memory", true);
+  }
+  p.row_span = (p.heads - 1) * p.head_stride + p.dim;
+  for (size_t i = 0; i < n_slots; ++i) {
+    const ArrayArg& a = p[op.slots[i].role];
+    if (op.slots[i].len != Len::kTotal || !a.present) continue;
+    const size_t stride = p.stride[role_index(op.slots[i].role)];
+    if (stride < p.row_span) {
+      return fail(kRange,
+                  quoted(op.slots[i].name) + " must have a row stride >= " + std::to_string(p.row_span) +
+                      " (the row span), received " + std::to_string(stride),
+                  true);
+    }
+    size_t extent = 0;
+    if (!layout_extent(p.rows, stride, p.row_span, &extent) || a.length < extent) {
+      return fail(kRange,
+                  quoted(op.slots[i].name) + " must have length at least " + std::to_string(extent) +
+                      " (its layout), received length " + std::to_string(a.length),
+                  true);
+    }
+  }
   for (size_t i = 1; i < n_slots; ++i) {
     const ArrayArg& a = p[op.slots[i].role];
+    if (op.slots[i].len == Len::kTotal) continue;
     const size_t want = expected_length(op.slots[i].len, p, first.length);
     if (a.present && a.length != want) {
       return fail(kRange,
@@ -245,11 +380,15 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   for (size_t o = 0; o < n_slots; ++o) {
     if (!op.slots[o].output) continue;
     const ArrayArg& out = p[op.slots[o].role];
+    if (!out.present) continue;
+    const Footprint fo = footprint(out, op.slots[o], p);
     for (size_t i = 0; i < n_slots; ++i) {
       const ArrayArg& other = p[op.slots[i].role];
-      if (i == o || !overlaps(out, other)) continue;
+      if (i == o || !other.present || !overlaps(out, other)) continue;
+      const Footprint fi = footprint(other, op.slots[i], p);
+      if (!footprints_overlap(fo, fi)) continue;
       const bool same_ok = op.slots[o].same_ok == static_cast<int>(i);
-      if (same_ok && same_view(out, other)) continue;
+      if (same_ok && same_view(out, other) && fo.stride == fi.stride) continue;
       return fail(kValue, quoted(op.slots[o].name) + " must not overlap \"" + op.slots[i].name + "\"" +
                               (same_ok ? " unless it is exactly the same view (in place)" : ""));
     }

@@ -250,6 +250,14 @@ void CallMemory::Prepare(napi_env env, const args::OpSpec& op, napi_value* argv,
     }
     h.kind = Kind::kStaged;
     h.copy_out = op.slots[i].output;
+    if (op.slots[i].len == args::Len::kTotal) {
+      h.rowed = true;
+      h.rows = p.rows;
+      h.row_stride = p.stride[args::role_index(op.slots[i].role)];
+      h.heads = p.heads;
+      h.head_stride = p.head_stride;
+      h.dim = p.dim;
+    }
     // An output that is exactly an input's view (in place) shares that input's copy.
     for (size_t j = 0; j < i; ++j) {
       if (held_[j].kind == Kind::kStaged && held_[j].user == h.user && held_[j].bytes == h.bytes) {
@@ -268,6 +276,22 @@ void CallMemory::Prepare(napi_env env, const args::OpSpec& op, napi_value* argv,
       if (!op.slots[i].output || output_is_read(op.slots[i], p)) std::memcpy(h.staged, h.user, h.bytes);
     }
     a.data = h.staged;
+  }
+}
+
+void CallMemory::copy_back(const Held& h) {
+  const size_t elem = h.length ? h.bytes / h.length : 0;
+  if (!h.rowed || (h.head_stride == h.dim && h.row_stride == h.heads * h.dim)) {  // dense: one block
+    std::memcpy(h.user, h.staged, h.rowed ? h.rows * h.row_stride * elem : h.bytes);
+    return;
+  }
+  auto* to = static_cast<unsigned char*>(h.user);
+  const auto* from = static_cast<const unsigned char*>(h.staged);
+  for (size_t r = 0; r < h.rows; ++r) {
+    for (size_t g = 0; g < h.heads; ++g) {
+      const size_t at = (r * h.row_stride + g * h.head_stride) * elem;
+      std::memcpy(to + at, from + at, h.dim * elem);
+    }
   }
 }
 
@@ -295,7 +319,7 @@ napi_value CallMemory::Finish(napi_env env, const char* op_name) {
   }
   for (size_t i = 0; i < n_; ++i) {
     const Held& h = held_[i];
-    if (h.kind == Kind::kStaged && h.copy_out) std::memcpy(h.user, h.staged, h.bytes);
+    if (h.kind == Kind::kStaged && h.copy_out) copy_back(h);
   }
   return nullptr;
 }

@@ -52,7 +52,8 @@ class CallMemory {
   void Prepare(napi_env env, const args::OpSpec& op, napi_value* argv, args::Parsed& p);
 
   // On the JavaScript thread, once the job has run: when every array is still attached, with the length and
-  // address it had at the call, copies the staged outputs back and returns nullptr; otherwise writes nothing
+  // address it had at the call, copies the staged outputs back (for arrays with rows, only the rows' groups of
+  // dim values: the gaps of a strided layout are never written) and returns nullptr; otherwise writes nothing
   // and returns an Error with code ERR_INVALID_STATE naming the first array that changed. Releases nothing
   // (the destructor does).
   napi_value Finish(napi_env env, const char* op_name);
@@ -69,8 +70,14 @@ class CallMemory {
     size_t capacity = 0;     // its allocated size
     int alias = -1;          // kStaged: the slot whose copy this one shares (an exact in-place view)
     bool copy_out = false;   // kStaged outputs
-    void* block = nullptr;   // kOwned: the block holding one count for this call
+    // kStaged outputs with rows: only the values the kernel writes are copied back (rows of `heads` groups of
+    // dim values), never the gaps between them, which other calls or JavaScript may own (a fused QKV buffer).
+    bool rowed = false;
+    size_t rows = 0, row_stride = 0, heads = 1, head_stride = 0, dim = 0;
+    void* block = nullptr;  // kOwned: the block holding one count for this call
   };
+  void copy_back(const Held& h);
+
   Held held_[args::kMaxSlots];
   size_t n_ = 0;
   napi_env env_ = nullptr;

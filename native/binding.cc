@@ -112,10 +112,10 @@ double read_number(napi_env env, napi_value v, const char* name) {
 Parsed parse(napi_env env, const OpSpec& op, napi_value* argv, size_t argc) {
   args::RawArgs raw;
   raw.argc = argc;
-  if (argc == args::arity(op)) {
+  if (argc == args::arity(op) || argc == args::arity(op) - op.n_layout) {
     const size_t n_slots = op.slots.size();
     for (size_t i = 0; i < n_slots; ++i) read_array(env, argv[i], raw.arrays[i]);
-    for (size_t j = 0; j < op.scalars.size(); ++j) {
+    for (size_t j = 0; j < argc - n_slots; ++j) {
       args::RawScalar& r = raw.scalars[j];
       if (args::kScalarIsBoolean[static_cast<size_t>(op.scalars[j])]) {
         r.ok = napi_get_value_bool(env, argv[n_slots + j], &r.boolean) == napi_ok;
@@ -151,6 +151,11 @@ struct Job {
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache for whoever reads
 // them next, and streaming them skips reading each destination line before overwriting it (measured on
 // 2048 x 4096 float32: the pass then moves the bytes a copy does, instead of half as many again).
+// Only rows of at least a page stream: a row that starts or ends inside a cache line writes that line partly
+// with ordinary stores and partly with streaming ones, and short rows (a 128-value head of QK-norm: 8 lines, 2
+// of them shared) lose far more than streaming saves (measured on 65536 x 128 float32: 7x slower streamed);
+// from a page up, the shared lines are at most 2 in 64.
+constexpr size_t kStreamMinRowBytes = 4096;
 constexpr size_t kStreamMinBytes = size_t(8) << 20;
 
 // Calls below this many elements run inline on the calling thread: waking pool threads costs more than the
@@ -274,13 +279,21 @@ class AnyJob {
 template <typename T>
 rmsnorm::CallParams call_params(const Parsed& p) {
   rmsnorm::CallParams c;
-  c.rows = p.rows;
+  c.rows = p.rows * p.heads;
   c.dim = p.dim;
+  c.heads = p.heads;
+  c.head_stride = p.head_stride;
+  c.x_stride = p.stride[args::role_index(Role::kX)];
+  c.y_stride = p.stride[args::role_index(Role::kOut)];
+  c.res_stride = p.stride[args::role_index(Role::kResidual)];
+  c.dy_stride = p.stride[args::role_index(Role::kDy)];
+  c.dx_stride = p.stride[args::role_index(Role::kDx)];
+  c.residual_scale = p.residual_scale;
   c.k = p.k;
   c.eps = p.eps;
   c.offset = p.offset;
   c.llama = p.llama;
-  c.stream = p.rows * p.dim * sizeof(T) >= kStreamMinBytes;
+  c.stream = c.rows * p.dim * sizeof(T) >= kStreamMinBytes && p.dim * sizeof(T) >= kStreamMinRowBytes;
   return c;
 }
 
@@ -420,15 +433,16 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   // Raw napi_callbacks rather than InstanceMethods: node-addon-api's CallbackInfo heap-allocates the argument
-  // list past six arguments, and these calls take up to thirteen.
+  // list past six arguments, and these calls take up to nineteen.
+  static constexpr size_t kMaxArgs = 24;
   template <const OpSpec& kOp>
   static napi_value Sync(napi_env env, napi_callback_info cbinfo) {
-    napi_value argv[16];
-    size_t argc = 16;
+    napi_value argv[kMaxArgs];
+    size_t argc = kMaxArgs;
     void* self = nullptr;
     if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
     try {
-      if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
+      if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       AnyJob job;
       static_cast<Addon*>(self)->Bind(job, kOp, parse(env, kOp, argv, argc));
       job.active->Run();
@@ -442,12 +456,12 @@ class Addon : public Napi::Addon<Addon> {
   // (the facade turns that into a rejection).
   template <const OpSpec& kOp>
   static napi_value Async(napi_env env, napi_callback_info cbinfo) {
-    napi_value argv[16];
-    size_t argc = 16;
+    napi_value argv[kMaxArgs];
+    size_t argc = kMaxArgs;
     void* self = nullptr;
     if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
     try {
-      if (argc > 16) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
+      if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       auto call = std::make_unique<AsyncCall>();
       Parsed p = parse(env, kOp, argv, argc);
       call->memory.Prepare(env, kOp, argv, p);  // hold, classify, stage (rebinds p's pointers)

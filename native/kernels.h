@@ -34,14 +34,25 @@ using Stat = typename StatOf<T>::type;
 // The scalars of one call, the same block for every op: the forward and backward argument structs embed it, so
 // a new field reaches every kernel (and the rebinding of half-precision parameters below) without being copied
 // by hand anywhere.
+//
+// Layout: a kernel's "rows" are the (row, head) groups of dim values, u = row * heads + head; group u of an
+// array with row stride s starts at at(u, s). Statistics (rstd, mean) have one entry per group.
 struct CallParams {
-  size_t rows = 0;
+  size_t rows = 0;  // groups: rows * heads
   size_t dim = 0;
-  size_t k = 0;  // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
+  size_t heads = 1;
+  size_t head_stride = 0;  // elements from one head's start to the next within a row
+  // Row strides in elements (dim * heads for dense arrays).
+  size_t x_stride = 0, y_stride = 0, res_stride = 0, dy_stride = 0, dx_stride = 0;
+  double residual_scale = 1.0;  // addRmsNorm: residual += x * residual_scale
+  size_t k = 0;                 // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
   double eps = 1e-5;
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
   bool llama = false;   // castMode 'llama' (half types, forward): round x * rstd to T before the weight
   bool stream = false;  // write y or dx with non-temporal stores (outputs far larger than the caches)
+
+  // The offset of group u in an array of row stride s.
+  size_t at(size_t u, size_t s) const { return heads == 1 ? u * s : (u / heads) * s + (u % heads) * head_stride; }
 };
 
 // The data arrays of one forward call (everything but the parameters). Pointers an op does not use, or the

@@ -26,10 +26,42 @@ enum class Elem : uint8_t { kData, kParam, kStat };
 enum class Reads : uint8_t { kNever, kAlways, kWithAccumulate };
 
 // The scalar arguments, each a number except those kScalarIsBoolean marks.
-enum class Scalar : uint8_t { kDim, kEps, kOffset, kPartial, kAccumulate, kDType, kCastMode };
-constexpr bool kScalarIsBoolean[] = {false, false, false, false, true, false, false};
-constexpr const char* kScalarName[] = {"options.dim",        "options.eps",   "options.offset",  "options.partial",
-                                       "options.accumulate", "options.dtype", "options.castMode"};
+enum class Scalar : uint8_t {
+  kDim,
+  kEps,
+  kOffset,
+  kPartial,
+  kAccumulate,
+  kDType,
+  kCastMode,
+  kRows,
+  kHeads,
+  kHeadStride,
+  kXRowStride,
+  kOutRowStride,
+  kResidualRowStride,
+  kDyRowStride,
+  kDxRowStride,
+  kResidualScale
+};
+constexpr bool kScalarIsBoolean[] = {false, false, false, false, true,  false, false, false,
+                                     false, false, false, false, false, false, false, false};
+constexpr const char* kScalarName[] = {"options.dim",
+                                       "options.eps",
+                                       "options.offset",
+                                       "options.partial",
+                                       "options.accumulate",
+                                       "options.dtype",
+                                       "options.castMode",
+                                       "options.rows",
+                                       "options.heads",
+                                       "options.headStride",
+                                       "options.xRowStride",
+                                       "options.outRowStride",
+                                       "options.residualRowStride",
+                                       "options.dyRowStride",
+                                       "options.dxRowStride",
+                                       "options.residualScale"};
 
 struct Slot {
   Role role;
@@ -46,10 +78,11 @@ struct OpSpec {
   const char* name;
   std::vector<Slot> slots;      // the array arguments, first; slot 0 sets the element type and the total length
   std::vector<Scalar> scalars;  // then these, in order
+  size_t n_layout;              // the last n_layout scalars are the layout's: a dense call may leave them out
 };
 
 constexpr size_t kMaxSlots = 8;
-constexpr size_t kMaxScalars = 7;
+constexpr size_t kMaxScalars = 13;
 
 inline const OpSpec kRmsNorm{
     "rmsNorm",
@@ -60,7 +93,9 @@ inline const OpSpec kRmsNorm{
         {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
+     Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kOutRowStride},
+    5};
 inline const OpSpec kLayerNorm{
     "layerNorm",
     {
@@ -71,7 +106,9 @@ inline const OpSpec kLayerNorm{
         {Role::kMean, "options.mean", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kDType, Scalar::kCastMode, Scalar::kRows, Scalar::kHeads, Scalar::kHeadStride,
+     Scalar::kXRowStride, Scalar::kOutRowStride},
+    5};
 inline const OpSpec kAddRmsNorm{
     "addRmsNorm",
     {
@@ -82,7 +119,10 @@ inline const OpSpec kAddRmsNorm{
         {Role::kOut, "options.out", Len::kTotal, Elem::kData, false, true, 0, Reads::kNever},
         {Role::kRstd, "options.rstd", Len::kRows, Elem::kStat, true, true, -1, Reads::kNever},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kDType, Scalar::kCastMode, Scalar::kRows,
+     Scalar::kHeads, Scalar::kHeadStride, Scalar::kXRowStride, Scalar::kResidualRowStride, Scalar::kOutRowStride,
+     Scalar::kResidualScale},
+    7};
 inline const OpSpec kRmsNormBackward{
     "rmsNormBackward",
     {
@@ -95,7 +135,9 @@ inline const OpSpec kRmsNormBackward{
         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
     },
     {Scalar::kDim, Scalar::kEps, Scalar::kOffset, Scalar::kPartial, Scalar::kAccumulate, Scalar::kDType,
-     Scalar::kCastMode}};
+     Scalar::kCastMode, Scalar::kRows, Scalar::kHeads, Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride,
+     Scalar::kDxRowStride},
+    6};
 inline const OpSpec kLayerNormBackward{
     "layerNormBackward",
     {
@@ -108,7 +150,9 @@ inline const OpSpec kLayerNormBackward{
         {Role::kDweight, "options.dweight", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
         {Role::kDbias, "options.dbias", Len::kDim, Elem::kStat, true, true, -1, Reads::kWithAccumulate},
     },
-    {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode}};
+    {Scalar::kDim, Scalar::kEps, Scalar::kAccumulate, Scalar::kDType, Scalar::kCastMode, Scalar::kRows, Scalar::kHeads,
+     Scalar::kHeadStride, Scalar::kDyRowStride, Scalar::kXRowStride, Scalar::kDxRowStride},
+    6};
 
 }  // namespace args
 }  // namespace rmsnorm

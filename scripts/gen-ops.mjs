@@ -32,7 +32,7 @@ const cppRole = (role) => (role === 'dtype' ? 'kDType' : kName(role));
 
 function argList(op, table) {
   const arrays = op.arrays.map((a) => `${a.role}: ${a.nullable ? 'Arr' : 'DataArray'}`);
-  const scalars = op.scalars.map((s) => `${s}: ${table.SCALARS[s]}`);
+  const scalars = op.scalars.map((s) => `${s}${table.LAYOUT_SCALARS.includes(s) ? '?' : ''}: ${table.SCALARS[s]}`);
   return [...arrays, ...scalars].join(', ');
 }
 
@@ -46,7 +46,8 @@ function bindingDts(table) {
 // the facade in lib/ sees it. The native functions take positional arguments already checked by
 // lib/validate.ts; they check again and throw coded errors rather than crash. Arguments are in the order of
 // the op table: the arrays, then the scalars, with dtype (0 float data, 1 bfloat16, 2 float16) and castMode
-// (0 'fp32', 1 'llama') last.
+// (0 'fp32', 1 'llama'), then the layout (rows, heads, headStride, the row strides, residualScale), which a
+// dense call leaves out.
 
 export type DataArray = Float32Array | Float64Array | Uint16Array;
 type Arr = DataArray | null;
@@ -91,15 +92,21 @@ function opsGenTs(table) {
       ...op.scalars.map((s) => `  ${s}: ${table.SCALARS[s]};`),
     ].join('\n');
     const args = [...op.arrays.map((a) => `c.${a.role}`), ...op.scalars.map((s) => `c.${s}`)].join(', ');
-    return `/** The arguments of ${name}, by role. */
+    const short = [
+      ...op.arrays.map((a) => `c.${a.role}`),
+      ...op.scalars.filter((s) => !table.LAYOUT_SCALARS.includes(s)).map((s) => `c.${s}`),
+    ].join(', ');
+    return `/** The arguments of ${name}, by role; a dense call leaves the layout scalars out. */
 export interface ${type} {
 ${fields}
+  dense: boolean;
 }
 export function call${cap(name)}(k: Kernels, c: ${type}): void {
-  k.${name}(${args});
+  if (c.dense) k.${name}(${short});
+  else k.${name}(${args});
 }
 export function call${cap(name)}Async(k: AsyncKernels, c: ${type}): Promise<void> {
-  return k.${name}Async(${args});
+  return c.dense ? k.${name}Async(${short}) : k.${name}Async(${args});
 }
 `;
   });
@@ -128,7 +135,11 @@ function opsGenH(table) {
       return `     {Role::${kName(a.role)}, "${a.name}", Len::${len}, Elem::${elem}, ${a.nullable}, ${a.output}, ${same}, Reads::${reads}},`;
     });
     const sc = op.scalars.map((s) => `Scalar::${cppRole(s)}`).join(', ');
-    return `inline const OpSpec ${kName(name)}{"${name}",\n    {\n${slots.join('\n')}\n    },\n    {${sc}}};`;
+    const layout = op.scalars.filter((s) => table.LAYOUT_SCALARS.includes(s)).length;
+    const first = op.scalars.findIndex((s) => table.LAYOUT_SCALARS.includes(s));
+    if (first >= 0 && first !== op.scalars.length - layout)
+      throw new Error(`${name}: the layout scalars must come last`);
+    return `inline const OpSpec ${kName(name)}{"${name}",\n    {\n${slots.join('\n')}\n    },\n    {${sc}},\n    ${layout}};`;
   });
   return `// ${HEADER}
 // The ops' argument descriptions for native code: native/args.h checks calls against them and native/binding.cc
@@ -177,6 +188,7 @@ struct OpSpec {
   const char* name;
   std::vector<Slot> slots;      // the array arguments, first; slot 0 sets the element type and the total length
   std::vector<Scalar> scalars;  // then these, in order
+  size_t n_layout;              // the last n_layout scalars are the layout's: a dense call may leave them out
 };
 
 constexpr size_t kMaxSlots = ${maxSlots};

@@ -162,6 +162,45 @@ describe('what each kind of memory gets (in process)', () => {
     expect(bits(await rmsNormAsync(xi, w, { out: xi }))).toEqual(bits(rmsNorm(x, w)));
   });
 
+  it.each(kinds)(
+    '%s: strided rows and heads of one fused buffer, two calls at once: each writes its groups, no gap',
+    async (_, make) => {
+      // Per-head q-norm and k-norm of a fused [tokens, (2 q + 1 k + 1 v) heads x 8] buffer, both in flight at once,
+      // and a strided out of its own: whatever the memory, a call writes exactly its groups, never a gap (v).
+      const hd = 8;
+      const stride = 4 * hd;
+      const tokens = Math.floor((rows * dim) / stride);
+      const qkv = make().subarray(0, tokens * stride);
+      qkv.set(x.subarray(0, tokens * stride));
+      const expected = qkv.slice();
+      const wq = w.subarray(0, hd);
+      rmsNorm(expected, wq, { heads: 2, xRowStride: stride, out: expected, outRowStride: stride });
+      rmsNorm(expected.subarray(2 * hd), wq, {
+        xRowStride: stride,
+        out: expected.subarray(2 * hd),
+        outRowStride: stride,
+      });
+      await Promise.all([
+        rmsNormAsync(qkv, wq, { heads: 2, xRowStride: stride, out: qkv, outRowStride: stride }),
+        rmsNormAsync(qkv.subarray(2 * hd), wq, {
+          xRowStride: stride,
+          out: qkv.subarray(2 * hd),
+          outRowStride: stride,
+        }),
+      ]);
+      expect(bits(qkv)).toEqual(bits(expected));
+
+      const out = make()
+        .subarray(0, tokens * stride)
+        .fill(-7);
+      const want = out.slice();
+      rmsNorm(x, wq, { heads: 2, xRowStride: stride, rows: tokens, out: want, outRowStride: stride });
+      await rmsNormAsync(x, wq, { heads: 2, xRowStride: stride, rows: tokens, out, outRowStride: stride });
+      expect(bits(out)).toEqual(bits(want));
+      expect(Array.from(out.subarray(2 * hd, stride))).toEqual(new Array(stride - 2 * hd).fill(-7));
+    },
+  );
+
   it('a detach after the call rejects with ERR_INVALID_STATE naming the array, and writes nothing', async () => {
     const out = new Float32Array(rows * dim).fill(9);
     const rstd = new Float32Array(rows);

@@ -551,14 +551,14 @@ describe.each(TYPES)('the backend in use and the fallback kernels agree (%s)', (
 
       const ln = layerNorm(x, w, bias);
       const lnJs = new T(n);
-      fallback.layerNorm(x, w, bias, lnJs, null, null, dim, 1e-5, 0, 0);
+      fallback.layerNorm(x, w, bias, lnJs, null, null, dim, 1e-5, 0, 0, n / dim, 1, dim, dim, dim);
       expect(maxRelError(ln, lnJs)).toBeLessThan(T === Float32Array ? 1e-6 : 1e-14);
 
       const resNative = r0.slice();
       const add = addRmsNorm(x, resNative, w, { bias, partial: 0.6 });
       const resJs = r0.slice();
       const addJs = new T(n);
-      fallback.addRmsNorm(x, resJs, w, bias, addJs, null, dim, 1e-5, 0, 0.6, 0, 0);
+      fallback.addRmsNorm(x, resJs, w, bias, addJs, null, dim, 1e-5, 0, 0.6, 0, 0, n / dim, 1, dim, dim, dim, dim, 1);
       expect(Array.from(resNative)).toEqual(Array.from(resJs));
       expect(maxRelError(add, addJs)).toBeLessThan(T === Float32Array ? 1e-6 : 1e-14);
 
@@ -566,13 +566,54 @@ describe.each(TYPES)('the backend in use and the fallback kernels agree (%s)', (
       const dx = new T(n);
       const dw = new T(dim);
       const db = new T(dim);
-      fallback.rmsNormBackward(dy, x, w, null, dx, dw, db, dim, 1e-5, 0.5, 0.7, false, 0, 0);
+      fallback.rmsNormBackward(
+        dy,
+        x,
+        w,
+        null,
+        dx,
+        dw,
+        db,
+        dim,
+        1e-5,
+        0.5,
+        0.7,
+        false,
+        0,
+        0,
+        n / dim,
+        1,
+        dim,
+        dim,
+        dim,
+        dim,
+      );
       expect(maxRelError(g.dx, dx)).toBeLessThan(gradTolerance(T));
       expect(maxRelError(g.dweight!, dw)).toBeLessThan(gradTolerance(T));
       expect(maxRelError(g.dbias, db)).toBeLessThan(gradTolerance(T));
 
       const h = layerNormBackward(dy, x, w);
-      fallback.layerNormBackward(dy, x, w, null, null, dx, dw, db, dim, 1e-5, false, 0, 0);
+      fallback.layerNormBackward(
+        dy,
+        x,
+        w,
+        null,
+        null,
+        dx,
+        dw,
+        db,
+        dim,
+        1e-5,
+        false,
+        0,
+        0,
+        n / dim,
+        1,
+        dim,
+        dim,
+        dim,
+        dim,
+      );
       expect(maxRelError(h.dx, dx)).toBeLessThan(gradTolerance(T) * 10);
       expect(maxRelError(h.dweight!, dw)).toBeLessThan(gradTolerance(T));
     }

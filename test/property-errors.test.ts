@@ -405,13 +405,57 @@ const SLOTS: Record<
     { name: 'dbias', len: 'dim', nullable: true, output: true },
   ],
 };
-const SCALARS: Record<Op, ('dim' | 'eps' | 'offset' | 'partial' | 'accumulate' | 'dtype' | 'castMode')[]> = {
-  rmsNorm: ['dim', 'eps', 'offset', 'partial', 'dtype', 'castMode'],
-  layerNorm: ['dim', 'eps', 'dtype', 'castMode'],
-  addRmsNorm: ['dim', 'eps', 'offset', 'partial', 'dtype', 'castMode'],
-  rmsNormBackward: ['dim', 'eps', 'offset', 'partial', 'accumulate', 'dtype', 'castMode'],
-  layerNormBackward: ['dim', 'eps', 'accumulate', 'dtype', 'castMode'],
+type ScalarName =
+  | 'dim'
+  | 'eps'
+  | 'offset'
+  | 'partial'
+  | 'accumulate'
+  | 'dtype'
+  | 'castMode'
+  | 'rows'
+  | 'heads'
+  | 'headStride'
+  | 'stride0'
+  | 'stride1'
+  | 'stride2'
+  | 'residualScale';
+// The layout follows dtype and castMode: rows, heads, headStride, one row stride per array with rows (in slot
+// order: stride0, stride1, ...), and addRmsNorm's residualScale.
+const LAYOUT2: ScalarName[] = ['rows', 'heads', 'headStride', 'stride0', 'stride1'];
+const LAYOUT3: ScalarName[] = [...LAYOUT2, 'stride2'];
+const SCALARS: Record<Op, ScalarName[]> = {
+  rmsNorm: ['dim', 'eps', 'offset', 'partial', 'dtype', 'castMode', ...LAYOUT2],
+  layerNorm: ['dim', 'eps', 'dtype', 'castMode', ...LAYOUT2],
+  addRmsNorm: ['dim', 'eps', 'offset', 'partial', 'dtype', 'castMode', ...LAYOUT3, 'residualScale'],
+  rmsNormBackward: ['dim', 'eps', 'offset', 'partial', 'accumulate', 'dtype', 'castMode', ...LAYOUT3],
+  layerNormBackward: ['dim', 'eps', 'accumulate', 'dtype', 'castMode', ...LAYOUT3],
 };
+
+/**
+ * Do the elements a call touches in two arrays meet (bytes)? An array with rows touches rows of `span` bytes
+ * every `stride` bytes; any other array all of itself. Rows of equal stride, or against one row, are compared
+ * row by row; rows of unequal strides by their whole extents (the contract's rule).
+ */
+function touchedMeet(
+  a: { at: number; rows: number; stride: number; span: number },
+  b: { at: number; rows: number; stride: number; span: number },
+): boolean {
+  if (a.rows === 0 || b.rows === 0 || a.span === 0 || b.span === 0) return false;
+  const ea = (a.rows - 1) * a.stride + a.span;
+  const eb = (b.rows - 1) * b.stride + b.span;
+  if (a.at + ea <= b.at || b.at + eb <= a.at) return false;
+  const sa = a.rows === 1 ? b.stride : a.stride;
+  const sb = b.rows === 1 ? sa : b.stride;
+  if (sa !== sb) return true;
+  for (let i = 0; i < a.rows; i++)
+    for (let j = 0; j < b.rows; j++) {
+      const x = a.at + i * sa;
+      const y = b.at + j * sb;
+      if (x < y + b.span && y < x + a.span) return true;
+    }
+  return false;
+}
 
 const isFloat = (v: unknown): v is FloatArray => v instanceof Float32Array || v instanceof Float64Array;
 /** The typed arrays the native entry points take: float data, or Uint16Array (half-precision) data and params. */
@@ -461,6 +505,18 @@ function expectedNative(op: Op, args: unknown[]): Code | null {
   const dtype = s('dtype');
   const castMode = s('castMode');
   if (typeof dtype !== 'number' || typeof castMode !== 'number') return 'ERR_INVALID_ARG_TYPE';
+  // The layout: integers from 0 to 2^53 - 1; residualScale finite.
+  const layout: number[] = [];
+  for (const name of scalars.slice(scalars.indexOf('castMode') + 1)) {
+    const v = s(name);
+    if (typeof v !== 'number') return 'ERR_INVALID_ARG_TYPE';
+    if (name === 'residualScale') {
+      if (!Number.isFinite(v)) return 'ERR_OUT_OF_RANGE';
+    } else {
+      if (!Number.isInteger(v) || v < 0 || v > Number.MAX_SAFE_INTEGER) return 'ERR_OUT_OF_RANGE';
+      layout.push(v);
+    }
+  }
   const first = args[0] as FloatArray | Uint16Array;
   // Uint16Array data needs dtype 1 (bfloat16) or 2 (float16); float data dtype 0; castMode is 0 or 1.
   const half = first instanceof Uint16Array;
@@ -482,18 +538,45 @@ function expectedNative(op: Op, args: unknown[]): Code | null {
       param = a.constructor;
     }
   }
-  if (first.length % dim !== 0) return 'ERR_OUT_OF_RANGE';
-  const want = { n: first.length, dim, rows: first.length / dim };
-  for (let i = 1; i < slots.length; i++)
-    if (isTyped(args[i]) && (args[i] as FloatArray).length !== want[slots[i]!.len]) return 'ERR_OUT_OF_RANGE';
+  // Lengths: heads >= 1 and headStride >= dim; each array with rows (in slot order) a row stride >= the row span
+  // and room for its rows; the others dim or rows * heads long.
+  const [rows, heads, headStride, ...strides] = layout as [number, number, number, ...number[]];
+  if (heads < 1 || headStride < dim) return 'ERR_OUT_OF_RANGE';
+  const span = (heads - 1) * headStride + dim;
+  if (!Number.isSafeInteger(span) || !Number.isSafeInteger(rows * heads)) return 'ERR_OUT_OF_RANGE';
+  const strideOf: number[] = [];
+  let next = 0;
+  for (let i = 0; i < slots.length; i++) {
+    if (slots[i]!.len !== 'n') continue;
+    strideOf[i] = strides[next++]!;
+    const a = args[i];
+    if (!isTyped(a)) continue;
+    if (strideOf[i]! < span) return 'ERR_OUT_OF_RANGE';
+    if (rows > 0 && a.length < (rows - 1) * strideOf[i]! + span) return 'ERR_OUT_OF_RANGE';
+  }
+  for (let i = 1; i < slots.length; i++) {
+    const a = args[i];
+    if (!isTyped(a) || slots[i]!.len === 'n') continue;
+    if (a.length !== (slots[i]!.len === 'dim' ? dim : rows * heads)) return 'ERR_OUT_OF_RANGE';
+  }
+  const touched = (i: number) => {
+    const a = args[i] as FloatArray;
+    const w = a.BYTES_PER_ELEMENT;
+    return slots[i]!.len === 'n'
+      ? { at: a.byteOffset, rows, stride: strideOf[i]! * w, span: span * w }
+      : { at: a.byteOffset, rows: 1, stride: a.byteLength, span: a.byteLength };
+  };
   for (let o = 0; o < slots.length; o++) {
     const out = args[o];
     if (!slots[o]!.output || !isTyped(out) || out.byteLength === 0) continue;
     for (let i = 0; i < slots.length; i++) {
       const a = args[i];
       if (i === o || !isTyped(a) || a.byteLength === 0 || a.buffer !== out.buffer) continue;
-      const disjoint = out.byteOffset + out.byteLength <= a.byteOffset || a.byteOffset + a.byteLength <= out.byteOffset;
-      const same = out.byteOffset === a.byteOffset && out.byteLength === a.byteLength;
+      const disjoint =
+        out.byteOffset + out.byteLength <= a.byteOffset ||
+        a.byteOffset + a.byteLength <= out.byteOffset ||
+        !touchedMeet(touched(o), touched(i));
+      const same = out.byteOffset === a.byteOffset && out.byteLength === a.byteLength && strideOf[o] === strideOf[i];
       if (!disjoint && !(slots[o]!.inPlace === i && same)) return 'ERR_INVALID_ARG_VALUE';
     }
   }
@@ -508,6 +591,12 @@ function nativeArgs(op: Op, T: Ctor) {
     .record({
       dim: fc.integer({ min: 1, max: 6 }),
       rows: fc.integer({ min: 0, max: 3 }),
+      heads: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(1) },
+        { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) },
+      ),
+      headGap: fc.constantFrom(0, 0, 1),
+      gaps: fc.array(fc.constantFrom(0, 0, 1, 3), { minLength: slots.length, maxLength: slots.length }),
       seed: fc.integer({ min: 1, max: 1000 }),
       kinds: fc.array(fc.nat(99), { minLength: slots.length, maxLength: slots.length }),
       placement: fc.array(fc.tuple(fc.boolean(), fc.nat(12)), { minLength: slots.length, maxLength: slots.length }),
@@ -532,15 +621,18 @@ function nativeArgs(op: Op, T: Ctor) {
         k.scalarKinds = k.scalarKinds.map(() => 99);
         k.arity = 0;
       }
-      const n = k.dim * k.rows;
+      const headStride = k.dim + k.headGap;
+      const span = (k.heads - 1) * headStride + k.dim;
+      const stride = (i: number) => span + k.gaps[i]!;
+      const extent = (i: number) => (k.rows === 0 ? 0 : (k.rows - 1) * stride(i) + span);
+      const n = k.rows * (span + 3);
       const shared = new T(6 * n + 64).fill(SENTINEL);
-      const lengths = { n, dim: k.dim, rows: k.rows };
       const args: unknown[] = [];
       slots.forEach((slot, i) => args.push(arrayArg(slot, i)));
       function arrayArg(slot: (typeof slots)[number], i: number): unknown {
         const kind = k.kinds[i]!;
         const [inShared, at] = k.placement[i]!;
-        let len = lengths[slot.len];
+        let len = slot.len === 'n' ? extent(i) : slot.len === 'dim' ? k.dim : k.rows * k.heads;
         if (kind < 6) len = Math.max(0, len + (kind % 2 ? 1 : -1));
         if (kind >= 6 && kind < 10) return slot.nullable ? null : undefined;
         if (kind >= 10 && kind < 13) return k.bad[i];
@@ -560,7 +652,17 @@ function nativeArgs(op: Op, T: Ctor) {
         if (kind < 20) return k.numbers[j];
         if (name === 'castMode') return kind % 2;
         if (name === 'dtype') return kind < 24 ? 1 + (kind % 2) : 0; // float data: 0; sometimes a half dtype
-        return { dim: k.dim, eps: 1e-5, offset: 0.5, partial: 0.75 }[name];
+        const dataSlots = slots.flatMap((slot, i) => (slot.len === 'n' ? [i] : []));
+        const layoutValue: Record<string, number> = {
+          rows: k.rows,
+          heads: k.heads,
+          headStride,
+          stride0: stride(dataSlots[0]!),
+          stride1: stride(dataSlots[1]!),
+          stride2: dataSlots[2] === undefined ? 0 : stride(dataSlots[2]),
+          residualScale: kind % 2 ? 1 : 0.22,
+        };
+        return ({ dim: k.dim, eps: 1e-5, offset: 0.5, partial: 0.75, ...layoutValue } as Record<string, number>)[name];
       });
       const all = [...args, ...scalarArgs];
       if (k.arity === -1) all.pop();

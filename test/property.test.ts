@@ -300,7 +300,7 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         // The fallback's positional kernel on the same inputs.
         const yJs = new T(n);
         const rstdJs = new T(rows);
-        fallback.rmsNorm(x0, p.w, p.b, yJs, rstdJs, dim, k.eps, offset, k.partial, 0, 0);
+        fallback.rmsNorm(x0, p.w, p.b, yJs, rstdJs, dim, k.eps, offset, k.partial, 0, 0, rows, 1, dim, dim, dim);
         checkForward(c, T, 'rms', x0, dim, p, { y: yJs, rstd: rstdJs, mean: null }, 'fallback rmsNorm');
         // The async twin, on fresh copies: the same bits.
         const xa = x0.slice();
@@ -344,7 +344,7 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         const yJs = new T(n);
         const meanJs = new T(rows);
         const rstdJs = new T(rows);
-        fallback.layerNorm(x0, p.w, p.b, yJs, meanJs, rstdJs, dim, k.eps, 0, 0);
+        fallback.layerNorm(x0, p.w, p.b, yJs, meanJs, rstdJs, dim, k.eps, 0, 0, rows, 1, dim, dim, dim);
         checkForward(c, T, 'ln', x0, dim, p, { y: yJs, rstd: rstdJs, mean: meanJs }, 'fallback layerNorm');
         const xa = x0.slice();
         const meanA = mean ? new T(rows) : null;
@@ -403,7 +403,27 @@ describe.each(TYPES)('%s forward ops: every backend and the fallback against the
         checkForward(c, T, 'rms', sum, dim, p, { y, rstd: rstd?.view ?? null, mean: null }, 'addRmsNorm');
         const resJs = res0.slice();
         const yJs = new T(n);
-        fallback.addRmsNorm(x0, resJs, p.w, p.b, yJs, null, dim, k.eps, offset, k.partial, 0, 0);
+        fallback.addRmsNorm(
+          x0,
+          resJs,
+          p.w,
+          p.b,
+          yJs,
+          null,
+          dim,
+          k.eps,
+          offset,
+          k.partial,
+          0,
+          0,
+          n / dim,
+          1,
+          dim,
+          dim,
+          dim,
+          dim,
+          1,
+        );
         checkForward(c, T, 'rms', sum, dim, p, { y: yJs, rstd: null, mean: null }, 'fallback addRmsNorm');
         const xa = x0.slice();
         const resA = res0.slice();
@@ -649,6 +669,12 @@ describe.each(TYPES)('%s backward passes: every backend and the fallback against
               false,
               0,
               0,
+              n / dim,
+              1,
+              dim,
+              dim,
+              dim,
+              dim,
             );
           else
             fallback.layerNormBackward(
@@ -665,6 +691,12 @@ describe.each(TYPES)('%s backward passes: every backend and the fallback against
               false,
               0,
               0,
+              n / dim,
+              1,
+              dim,
+              dim,
+              dim,
+              dim,
             );
           check(`fallback ${opName}`, js, false);
           // The async twin, on fresh buffers: the same bits.

@@ -206,7 +206,7 @@ describe('the backend in use and the fallback kernels agree', () => {
       ] as const) {
         const native = rmsNorm(x, weight, { dim, bias: b, offset, partial });
         const js = new T(x.length);
-        fallback.rmsNorm(x, weight, b, js, null, dim, 1e-5, offset, partial, 0, 0);
+        fallback.rmsNorm(x, weight, b, js, null, dim, 1e-5, offset, partial, 0, 0, x.length / dim, 1, dim, dim, dim);
         const ref = referenceRmsNorm(x, weight, { dim, bias: b, offset, partial });
         const scale = errorScale(x, weight, b, ref.rstd, dim, offset);
         expect(maxUlpError(native, js, scale)).toBeLessThanOrEqual(2 * budget(T));

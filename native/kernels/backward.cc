@@ -82,8 +82,8 @@ void blocked_row_sums(size_t n, double* out, Body body) {
 template <typename T, typename W>
 void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* rstd_out, double* q_out) {
   const size_t n = a.dim;
-  const T* x = a.x + r * n;
-  const T* dy = a.dy + r * n;
+  const T* x = a.x + a.at(r, a.x_stride);
+  const T* dy = a.dy + a.at(r, a.dy_stride);
   // Every output depends on rstd, so the dot product runs over the whole row. Without a saved rstd and with
   // the statistic over the whole row (k == n), the sum of squares comes from the same pass: RMSNorm's
   // backward then reads each row once before its column pass, where LayerNorm's needs its mean first.
@@ -132,8 +132,9 @@ template <typename T, typename W>
 inline DxLayout dx_layout(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
   constexpr size_t N = Vec<Compute<T>>::N;
   const size_t n = a.dim;
-  if (n % N != 0) return {0, false};
-  const T* row = a.dx + r * n;
+  // Every group's dx must start at the same offset within a vector, or the one head below does not fit all.
+  if (a.dx_stride % N != 0 || (a.heads > 1 && a.head_stride % N != 0)) return {0, false};
+  const T* row = a.dx + a.at(r, a.dx_stride);
   const size_t head = head_to_align(row, n, N);
   return {head, a.stream && reinterpret_cast<uintptr_t>(row + head) % (N * sizeof(T)) == 0};
 }
@@ -143,10 +144,10 @@ inline DxLayout dx_layout(const rmsnorm::BackwardArgs<T, W>& a, size_t r) {
 template <typename T, typename W>
 inline void prefetch_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, size_t rows, size_t i, size_t m) {
   for (size_t g = 0; g < rows; ++g) {
-    const size_t base = (r + g) * a.dim + i;
+    const size_t xb = a.at(r + g, a.x_stride) + i, dyb = a.at(r + g, a.dy_stride) + i;
     for (size_t off = 0; off < m * sizeof(T); off += 64) {
-      __builtin_prefetch(reinterpret_cast<const char*>(a.x + base) + off, 0, 2);
-      __builtin_prefetch(reinterpret_cast<const char*>(a.dy + base) + off, 0, 2);
+      __builtin_prefetch(reinterpret_cast<const char*>(a.x + xb) + off, 0, 2);
+      __builtin_prefetch(reinterpret_cast<const char*>(a.dy + dyb) + off, 0, 2);
     }
   }
 }
@@ -176,8 +177,8 @@ bool ln_backward_scalars_fused(const rmsnorm::BackwardArgs<T, W>& a, size_t r, d
   using D = Vec<double>;
   const size_t n = a.dim;
   const double nd = static_cast<double>(n);
-  const T* x = a.x + r * n;
-  const T* dy = a.dy + r * n;
+  const T* x = a.x + a.at(r, a.x_stride);
+  const T* dy = a.dy + a.at(r, a.dy_stride);
   double mean = row_sum(x, n) / nd;
   const auto vm = D::set1(mean);
   double sums[4];  // sum (x - mean)^2, sum (x - mean), sum g, sum g (x - mean)
@@ -223,8 +224,8 @@ template <typename T, typename W>
 void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* mean_out, double* rstd_out, double* ga,
                          double* gb) {
   const size_t n = a.dim;
-  const T* x = a.x + r * n;
-  const T* dy = a.dy + r * n;
+  const T* x = a.x + a.at(r, a.x_stride);
+  const T* dy = a.dy + a.at(r, a.dy_stride);
   double mean, rstd;
   if (a.rstd && a.mean) {
     mean = static_cast<double>(a.mean[r]);
@@ -275,7 +276,15 @@ void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, 
   using V = Vec<C>;
   const size_t n = a.dim;
   typename Op::Row rows[G];
-  for (size_t g = 0; g < G; ++g) rows[g] = Op::row(a, r + g);
+  const T* xg[G];
+  const T* dyg[G];
+  T* dxg[G];
+  for (size_t g = 0; g < G; ++g) {
+    rows[g] = Op::row(a, r + g);
+    xg[g] = a.x + a.at(r + g, a.x_stride);
+    dyg[g] = a.dy + a.at(r + g, a.dy_stride);
+    dxg[g] = a.dx + a.at(r + g, a.dx_stride);
+  }
   const DxLayout layout = dx_layout(a, r);
   // Only for calls too large for the caches (those that stream dx): in cache, the prefetches cost ~10%.
   const size_t next_rows = a.stream && r + G < r_end ? (r_end - r - G < G ? r_end - r - G : G) : 0;
@@ -285,14 +294,13 @@ void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, 
     typename V::R sw = V::zero(), sb = V::zero(), dv[G];
 #pragma GCC unroll 4
     for (size_t g = 0; g < G; ++g) {
-      const size_t base = (r + g) * n;
-      const auto dyv = load_t(a.dy + base, i, full, m);
-      const auto xhat = Op::xhat(rows[g], load_t(a.x + base, i, full, m));
+      const auto dyv = load_t(dyg[g], i, full, m);
+      const auto xhat = Op::xhat(rows[g], load_t(xg[g], i, full, m));
       sw = V::fma(dyv, xhat, sw);
       sb = V::add(sb, dyv);
       dv[g] = Op::dx(a, rows[g], dyv, xhat, wv, i, m);
     }
-    for (size_t g = 0; g < G; ++g) store_dx<V>(a.dx + (r + g) * n + i, dv[g], full, m, layout.stream);
+    for (size_t g = 0; g < G; ++g) store_dx<V>(dxg[g] + i, dv[g], full, m, layout.stream);
     add_group_grads<C>(dw, db, first, i, m, sw, sb);
   });
 }

@@ -168,12 +168,13 @@ bool tail_may_overflow(const T* x, size_t k, size_t n, double rstd) {
 template <typename T, typename W, unsigned kT>
 void rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
-    const T* x = a.x + r * a.dim;
+    const T* x = a.x + a.at(r, a.x_stride);
     const RowScale s = rms_row_scale(x, a.k, a.eps);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
-    write_row<T, W, false, kT>(a, x, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd, tail_may_overflow(x, a.k, a.dim, rstd),
-                               r + 1 < r1 ? x + a.dim : nullptr);
+    write_row<T, W, false, kT>(a, x, a.y + a.at(r, a.y_stride), 0.0, 0.0, 0, s, rstd,
+                               tail_may_overflow(x, a.k, a.dim, rstd),
+                               r + 1 < r1 ? a.x + a.at(r + 1, a.x_stride) : nullptr);
   }
 }
 
@@ -181,7 +182,6 @@ void rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
 // Fused residual add + RMSNorm: residual += x (rounded to T), then y = rmsNorm(residual). The first pass adds,
 // stores the new residual and sums its squares; the second scales the row, which is still in cache.
 
-// residual[i] += x[i] over one row, returning the sum of squares of the new (rounded) values like
 // residual[i] += x[i] over one row, returning the sum of squares of the new (rounded) values like
 // sum_squares_row: float32 blocks for float32 and half data, double for float64.
 template <typename T>
@@ -212,17 +212,31 @@ double add_rows_sum_squares(const T* x, T* res, size_t n) {
   }
 }
 
+// residual[i] += x[i] * scale over one row (Granite's residual multiplier): in double, rounded once to T on
+// store, as the fallback computes it.
+template <typename T>
+void add_scaled_row(const T* x, T* res, size_t n, double scale) {
+  for (size_t i = 0; i < n; ++i) res[i] = from_double<T>(to_double(res[i]) + to_double(x[i]) * scale);
+}
+
 template <typename T, typename W, unsigned kT>
 void add_rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
-    T* res = a.residual + r * a.dim;
-    const double full = add_rows_sum_squares(a.x + r * a.dim, res, a.dim);
-    // With partial < 1 the statistic covers only the first k values: sum those again (rare; cached).
-    const double ss = a.k == a.dim ? full : sum_squares_row(static_cast<const T*>(res), a.k);
+    T* res = a.residual + a.at(r, a.res_stride);
+    const T* x = a.x + a.at(r, a.x_stride);
+    double ss;
+    if (a.residual_scale == 1.0) {
+      const double full = add_rows_sum_squares(x, res, a.dim);
+      // With partial < 1 the statistic covers only the first k values: sum those again (rare; cached).
+      ss = a.k == a.dim ? full : sum_squares_row(static_cast<const T*>(res), a.k);
+    } else {
+      add_scaled_row(x, res, a.dim, a.residual_scale);
+      ss = sum_squares_row(static_cast<const T*>(res), a.k);
+    }
     const RowScale s = rms_scale_from_sum(static_cast<const T*>(res), a.k, a.eps, ss);
     const double rstd = s.e == 0 ? s.r : scale2(s.r, -s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
-    write_row<T, W, false, kT>(a, res, a.y + r * a.dim, 0.0, 0.0, 0, s, rstd,
+    write_row<T, W, false, kT>(a, res, a.y + a.at(r, a.y_stride), 0.0, 0.0, 0, s, rstd,
                                tail_may_overflow(static_cast<const T*>(res), a.k, a.dim, rstd));
   }
 }
@@ -230,13 +244,13 @@ void add_rms_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
 template <typename T, typename W, unsigned kT>
 void layer_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; ++r) {
-    const T* x = a.x + r * a.dim;
+    const T* x = a.x + a.at(r, a.x_stride);
     const RowMoments mo = ln_row_moments(x, a.dim, a.eps);
     const double rstd = mo.s.e == 0 ? mo.s.r : scale2(mo.s.r, -mo.s.e);
     if (a.rstd) a.rstd[r] = static_cast<Compute<T>>(rstd);
     if (a.mean) a.mean[r] = static_cast<Compute<T>>(mo.mean);
-    write_row<T, W, true, kT>(a, x, a.y + r * a.dim, mo.mean, mo.mean_s, mo.ce, mo.s, rstd, mo.exact,
-                              r + 1 < r1 ? x + a.dim : nullptr);
+    write_row<T, W, true, kT>(a, x, a.y + a.at(r, a.y_stride), mo.mean, mo.mean_s, mo.ce, mo.s, rstd, mo.exact,
+                              r + 1 < r1 ? a.x + a.at(r + 1, a.x_stride) : nullptr);
   }
 }
 

@@ -48,6 +48,9 @@ function fill(T, n, scaleRows) {
   return a;
 }
 const f64 = (a) => (a ? Float64Array.from(a) : null);
+// The fallback's trailing positional arguments of a dense float call: dtype, castMode, rows, heads, headStride
+// and the first two arrays' row strides (an op with more arrays with rows adds their strides).
+const dense = (rows, dim) => [0, 0, rows, 1, dim, dim, dim];
 
 // rowScale (optional): a floor for each row's scale, for results that are a difference of larger terms.
 function compare(what, got, ref, rowLen, tol, rowScale) {
@@ -114,7 +117,7 @@ async function checkTable(isa) {
         const y = m.rmsNorm(x, w, { bias: b, offset: 0.5, partial, rstd });
         const ref = new Float64Array(n);
         const refRstd = new Float64Array(ROWS);
-        fallback.rmsNorm(f64(x), f64(w), f64(b), ref, refRstd, dim, EPS, 0.5, partial);
+        fallback.rmsNorm(f64(x), f64(w), f64(b), ref, refRstd, dim, EPS, 0.5, partial, ...dense(ROWS, dim));
         if (partial === 1)
           compare(`${tag} reference rmsNorm`, ref, textbookRms(f64(x), f64(w), f64(b), dim, 0.5), dim, 1e-13);
         compare(`${tag} rmsNorm partial ${partial}`, y, ref, dim, tol.fwd);
@@ -127,7 +130,7 @@ async function checkTable(isa) {
         const ref = new Float64Array(n);
         const refMean = new Float64Array(ROWS);
         const refRstd = new Float64Array(ROWS);
-        fallback.layerNorm(f64(x), f64(w), f64(b), ref, refMean, refRstd, dim, EPS);
+        fallback.layerNorm(f64(x), f64(w), f64(b), ref, refMean, refRstd, dim, EPS, ...dense(ROWS, dim));
         compare(`${tag} reference layerNorm`, ref, textbookLayer(f64(x), f64(w), f64(b), dim), dim, 1e-12);
         compare(`${tag} layerNorm`, y, ref, dim, tol.fwd);
         compare(`${tag} layerNorm mean`, mean, refMean, 1, tol.fwd);
@@ -138,17 +141,32 @@ async function checkTable(isa) {
         const y = m.addRmsNorm(x, residual, w, {});
         const refRes = f64(res);
         const ref = new Float64Array(n);
-        fallback.addRmsNorm(f64(x), refRes, f64(w), null, ref, null, dim, EPS, 0, 1);
+        fallback.addRmsNorm(f64(x), refRes, f64(w), null, ref, null, dim, EPS, 0, 1, ...dense(ROWS, dim), dim, 1);
         compare(`${tag} addRmsNorm residual`, residual, refRes, dim, tol.fwd);
         compare(`${tag} addRmsNorm`, y, ref, dim, tol.fwd);
       }
       {
         const g = m.rmsNormBackward(dy, xb, w, { offset: 0.25 });
         const ref = { dx: new Float64Array(n), dw: new Float64Array(dim), db: new Float64Array(dim) };
-        fallback.rmsNormBackward(f64(dy), f64(xb), f64(w), null, ref.dx, ref.dw, ref.db, dim, EPS, 0.25, 1, false);
+        fallback.rmsNormBackward(
+          f64(dy),
+          f64(xb),
+          f64(w),
+          null,
+          ref.dx,
+          ref.dw,
+          ref.db,
+          dim,
+          EPS,
+          0.25,
+          1,
+          false,
+          ...dense(ROWS, dim),
+          dim,
+        );
         // dx = rstd * (offset + w) * dy - (a correction of the same size): cancels when dim is small.
         const rstd = new Float64Array(ROWS);
-        fallback.rmsNorm(f64(xb), f64(w), null, new Float64Array(n), rstd, dim, EPS, 0.25, 1);
+        fallback.rmsNorm(f64(xb), f64(w), null, new Float64Array(n), rstd, dim, EPS, 0.25, 1, ...dense(ROWS, dim));
         const scale = rstd.map(
           (r, row) =>
             r * Math.max(...Array.from({ length: dim }, (_, i) => Math.abs(dy[row * dim + i] * (0.25 + w[i])))),
@@ -160,9 +178,23 @@ async function checkTable(isa) {
       {
         const g = m.layerNormBackward(dy, xb, w, {});
         const ref = { dx: new Float64Array(n), dw: new Float64Array(dim), db: new Float64Array(dim) };
-        fallback.layerNormBackward(f64(dy), f64(xb), f64(w), null, null, ref.dx, ref.dw, ref.db, dim, EPS, false);
+        fallback.layerNormBackward(
+          f64(dy),
+          f64(xb),
+          f64(w),
+          null,
+          null,
+          ref.dx,
+          ref.dw,
+          ref.db,
+          dim,
+          EPS,
+          false,
+          ...dense(ROWS, dim),
+          dim,
+        );
         const rstd = new Float64Array(ROWS);
-        fallback.layerNorm(f64(xb), f64(w), null, new Float64Array(n), null, rstd, dim, EPS);
+        fallback.layerNorm(f64(xb), f64(w), null, new Float64Array(n), null, rstd, dim, EPS, ...dense(ROWS, dim));
         const scale = rstd.map(
           (r, row) => r * Math.max(...Array.from({ length: dim }, (_, i) => Math.abs(dy[row * dim + i] * w[i]))),
         );
@@ -180,7 +212,7 @@ async function checkTable(isa) {
     const async = await m.rmsNormAsync(x, w);
     assert.deepEqual(Buffer.from(async.buffer), Buffer.from(sync.buffer), `${isa} ${T.name}: async differs from sync`);
     const ref = new Float64Array(x.length);
-    fallback.rmsNorm(f64(x), f64(w), null, ref, null, dim, EPS, 0, 1);
+    fallback.rmsNorm(f64(x), f64(w), null, ref, null, dim, EPS, 0, 1, ...dense(x.length / dim, dim));
     compare(`${isa} ${T.name} 300x4097 threaded`, sync, ref, dim, tol.fwd);
   }
   return cases;
