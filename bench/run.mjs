@@ -58,15 +58,20 @@ function loadApi() {
   return { api: require('../dist/index.js'), fallback: require('../dist/fallback.js').fallback };
 }
 
-/** Every array a call of any op on `rows x dim` needs, preallocated; statistics from a forward pass. */
+/**
+ * Every array a call of any op on `rows x dim` needs, preallocated; statistics from a forward pass. The arrays
+ * are allocate()d, the memory async calls use without a copy (docs/async.md): sync and async are measured on the
+ * same arrays, and the async figures are those of the zero-copy path.
+ */
 function makeData(api, dtypeName, rows, dim) {
-  const { Array: A, code } = DTYPES[dtypeName];
+  const { code } = DTYPES[dtypeName];
   const n = rows * dim;
   const seed = rows + dim;
   const half = dtypeName === 'bfloat16';
+  const alloc = (len) => api.allocate(dtypeName, len);
   const make = (len, s, mean = 0, spread = 1) =>
-    half ? api.toBFloat16(fill(new Float32Array(len), s, mean, spread)) : fill(new A(len), s, mean, spread);
-  const Stat = half ? Float32Array : A;
+    half ? api.toBFloat16(fill(new Float32Array(len), s, mean, spread), alloc(len)) : fill(alloc(len), s, mean, spread);
+  const stat = (len) => (half ? api.allocate('float32', len) : alloc(len));
   const d = {
     rows,
     dim,
@@ -76,10 +81,10 @@ function makeData(api, dtypeName, rows, dim) {
     x: make(n, seed),
     w: make(dim, 7, 1, 0.2),
     b: make(dim, 8, 0, 0.1),
-    out: new A(n),
-    rstd: new Stat(rows),
-    lnMean: new Stat(rows),
-    lnRstd: new Stat(rows),
+    out: alloc(n),
+    rstd: stat(rows),
+    lnMean: stat(rows),
+    lnRstd: stat(rows),
   };
   const dt = half ? { dtype: dtypeName } : {};
   d.opts = {
@@ -91,9 +96,9 @@ function makeData(api, dtypeName, rows, dim) {
   if (!half) {
     d.res = make(n, seed + 1);
     d.dy = make(n, seed + 2);
-    d.dx = new A(n);
-    d.dw = new A(dim);
-    d.db = new A(dim);
+    d.dx = alloc(n);
+    d.dw = alloc(dim);
+    d.db = alloc(dim);
     api.layerNorm(d.x, d.w, d.b, { dim, eps: EPS, out: d.out, mean: d.lnMean, rstd: d.lnRstd });
     d.opts.addRmsNorm = { dim, eps: EPS, out: d.out };
     d.opts.rmsNormBackward = { dim, eps: EPS, rstd: d.rstd, dx: d.dx, dweight: d.dw, dbias: d.db };
@@ -420,7 +425,7 @@ async function figuresChild(quick, threadsAll) {
   for (const rows of [512, 2048]) {
     const d = f32(rows);
     const c = ops(api, fallback, d).rmsNorm;
-    const o2 = { ...d.opts.rmsNorm, out: new Float32Array(d.n) };
+    const o2 = { ...d.opts.rmsNorm, out: api.allocate('float32', d.n) };
     const two = () => Promise.all([c.async(), api.rmsNormAsync(d.x, d.w, o2)]);
     const t = await measureTogether(
       {
