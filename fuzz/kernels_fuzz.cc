@@ -132,6 +132,14 @@ void print_context(size_t row) {
   std::fprintf(stderr, "%s\n", c->dim > 64 ? " ..." : "");
 }
 
+// Dense rows: every row stride dim, one head (the binding sets the layout of every call; the fuzzer's calls are
+// dense).
+void dense_layout(rmsnorm::CallParams& a, size_t dim) {
+  a.heads = 1;
+  a.head_stride = dim;
+  a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = dim;
+}
+
 template <typename T>
 T decode_value(FuzzedDataProvider& in, bool moderate) {
   if (moderate) return static_cast<T>(in.ConsumeIntegral<int16_t>()) / static_cast<T>(256);  // [-128, 128)
@@ -237,8 +245,7 @@ void check_forward(const Call& c, const rmsnorm::KernelTable& table, const rmsno
     a.residual = o.residual.get();
     a.rows = c.rows;
     a.dim = c.dim;
-    a.head_stride = c.dim;
-    a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = c.dim;
+    dense_layout(a, c.dim);
     a.k = ln ? c.dim : c.k;
     a.eps = c.eps;
     a.offset = ln ? 0.0 : c.offset;
@@ -413,8 +420,7 @@ void check_backward(const Call& c, const rmsnorm::KernelTable& table, const rmsn
     a.dx = dx[r].get();
     a.rows = c.rows;
     a.dim = c.dim;
-    a.head_stride = c.dim;
-    a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = c.dim;
+    dense_layout(a, c.dim);
     a.k = ln ? c.dim : c.k;
     a.eps = c.eps;
     a.offset = ln ? 0.0 : c.offset;
@@ -539,6 +545,8 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
                 void (*to_half)(const float*, H*, size_t), void (*from_half)(const H*, float*, size_t),
                 FuzzedDataProvider& in) {
   const size_t n = c.rows * c.dim;
+  context.call = &c;
+  context.data = nullptr;  // the failure messages below print no row (the half inputs are not float)
   const bool ln = c.op == 1 || c.op == 4, add = c.op == 2;
   auto x = make_half<H>(in, n, to_half);
   auto other = make_half<H>(in, n, to_half);  // residual (addRmsNorm) or dy (backward)
@@ -567,6 +575,7 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
       a.residual = res[r].get();
       a.rows = c.rows;
       a.dim = c.dim;
+      dense_layout(a, c.dim);
       a.k = ln ? c.dim : c.k;
       a.eps = c.eps;
       a.offset = ln ? 0.0 : c.offset;
@@ -642,8 +651,7 @@ void check_half(const Call& c, const char* name, const rmsnorm::OpTable<H, W>& o
     a.dx = dx[r].get();
     a.rows = c.rows;
     a.dim = c.dim;
-    a.head_stride = c.dim;
-    a.x_stride = a.y_stride = a.res_stride = a.dy_stride = a.dx_stride = c.dim;
+    dense_layout(a, c.dim);
     a.k = ln ? c.dim : c.k;
     a.eps = c.eps;
     a.offset = ln ? 0.0 : c.offset;
