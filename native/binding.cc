@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -158,6 +159,16 @@ struct Job {
 constexpr size_t kStreamMinRowBytes = 4096;
 constexpr size_t kStreamMinBytes = size_t(8) << 20;
 
+// RMSNORM_STREAM=0 writes every output with ordinary stores (read once): the bench compares the two, and it is
+// the way out should streaming ever lose on some CPU.
+bool streaming_allowed() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("RMSNORM_STREAM");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return allowed;
+}
+
 // Calls below this many elements run inline on the calling thread: waking pool threads costs more than the
 // work would save: measured on a 2-core VM, waking a pool thread costs ~20-30 us, and 2 threads first win at
 // about 1M elements (256 x 4096 float32: 175 us on one thread).
@@ -293,7 +304,8 @@ rmsnorm::CallParams call_params(const Parsed& p) {
   c.eps = p.eps;
   c.offset = p.offset;
   c.llama = p.llama;
-  c.stream = c.rows * p.dim * sizeof(T) >= kStreamMinBytes && p.dim * sizeof(T) >= kStreamMinRowBytes;
+  c.stream =
+      streaming_allowed() && c.rows * p.dim * sizeof(T) >= kStreamMinBytes && p.dim * sizeof(T) >= kStreamMinRowBytes;
   return c;
 }
 

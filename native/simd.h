@@ -234,8 +234,21 @@ struct Vec<float> {
   static void storen(f16_t* p, R v, size_t n) { store_tail(p, narrow_f16(v), n); }
   static void stream(f16_t* p, R v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), narrow_f16(v)); }
   static R round_to(const f16_t*, R v) { return _mm256_cvtph_ps(narrow_f16(v)); }
+  // Two vectors narrowed into one 32-byte store (p + 8 holds b): one pack and one permute for sixteen values,
+  // where narrowing each alone takes a pack and a lane extract.
+  static void store2(bf16_t* p, R a, R b) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), pack2(a, b)); }
+  static void stream2(bf16_t* p, R a, R b) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), pack2(a, b)); }
+  static void store2(f16_t* p, R a, R b) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_set_m128i(narrow_f16(b), narrow_f16(a)));
+  }
+  static void stream2(f16_t* p, R a, R b) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm256_set_m128i(narrow_f16(b), narrow_f16(a)));
+  }
 
  private:
+  static __m256i pack2(R a, R b) {
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(bf16_bits(a), bf16_bits(b)), 0xD8);
+  }
   template <typename H>
   static __m128i load_tail(const H* p, size_t n) {
     uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -469,6 +482,33 @@ inline void store_stream(P* p, typename V::R v) {
     V::stream(p, v);
   } else {
     V::store(p, v);
+  }
+}
+
+// Two consecutive vectors (p and p + V::N): in one store where the target narrows two at once (half data on
+// AVX2), else two. stream_pair needs p aligned to the pair's width.
+template <typename V, typename P, typename = void>
+struct HasPair : std::false_type {};
+template <typename V, typename P>
+struct HasPair<V, P, decltype(V::store2(static_cast<P*>(nullptr), typename V::R{}, typename V::R{}))> : std::true_type {
+};
+
+template <typename V, typename P>
+inline void store_pair(P* p, typename V::R a, typename V::R b) {
+  if constexpr (HasPair<V, P>::value) {
+    V::store2(p, a, b);
+  } else {
+    V::store(p, a);
+    V::store(p + V::N, b);
+  }
+}
+template <typename V, typename P>
+inline void stream_pair(P* p, typename V::R a, typename V::R b) {
+  if constexpr (HasPair<V, P>::value) {
+    V::stream2(p, a, b);
+  } else {
+    store_stream<V>(p, a);
+    store_stream<V>(p + V::N, b);
   }
 }
 

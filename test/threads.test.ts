@@ -141,29 +141,48 @@ describe('large outputs (written with non-temporal stores) match small calls bit
     }
   });
 
-  it.each([Float32Array, Float64Array] as const)(
-    '%s: 8 MiB and more in one call vs the same rows 64 at a time',
-    (T) => {
-      const dim = 1024;
-      const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
-      const x = randomArray(T, rows * dim, 21);
-      const w = randomArray(T, dim, 22, 0.5, 1.5);
-      const whole = { rms: rmsNorm(x, w), ln: layerNorm(x, w, null) };
-      for (let r = 0; r < rows; r += 64) {
-        const part = x.subarray(r * dim, (r + 64) * dim);
-        expect(
-          Buffer.from(rmsNorm(part, w).buffer).equals(
-            Buffer.from(whole.rms.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength),
-          ),
-        ).toBe(true);
-        expect(
-          Buffer.from(layerNorm(part, w, null).buffer).equals(
-            Buffer.from(whole.ln.buffer, r * dim * T.BYTES_PER_ELEMENT, part.byteLength),
-          ),
-        ).toBe(true);
-      }
-    },
-  );
+  // Outputs of 8 MiB and more are streamed, written a cache line at a time; `out` here sits 3 elements into its
+  // buffer, so each row has an unaligned head of several vectors before the first whole line.
+  it.each([
+    [Float32Array, undefined],
+    [Float64Array, undefined],
+    [Uint16Array, 'bfloat16'],
+    [Uint16Array, 'float16'],
+  ] as const)('%s %s: 8 MiB and more in one call vs the same rows 64 at a time', (T, dtype) => {
+    const dim = 1024;
+    const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
+    const f = randomArray(Float32Array, rows * dim, 21);
+    const x = (
+      dtype === 'bfloat16'
+        ? toBFloat16(f)
+        : dtype === 'float16'
+          ? toFloat16(f)
+          : T === Float64Array
+            ? Float64Array.from(f)
+            : f
+    ) as Float32Array;
+    const w = (
+      T === Float64Array ? randomArray(Float64Array, dim, 22, 0.5, 1.5) : randomArray(Float32Array, dim, 22, 0.5, 1.5)
+    ) as Float32Array;
+    const opts = (dtype ? { dtype } : {}) as Record<string, unknown>;
+    const out = () => new T(rows * dim + 3).subarray(3) as Float32Array;
+    const whole = {
+      rms: Buffer.from(rmsNorm(x, w, { ...opts, out: out() } as never).slice().buffer),
+      ln: Buffer.from(layerNorm(x, w, null, { ...opts, out: out() } as never).slice().buffer),
+    };
+    const bpe = T.BYTES_PER_ELEMENT;
+    for (let r = 0; r < rows; r += 64) {
+      const part = x.subarray(r * dim, (r + 64) * dim);
+      const slice = (b: Buffer) => b.subarray(r * dim * bpe, (r + 64) * dim * bpe);
+      expect(Buffer.from(rmsNorm(part, w, opts as never).buffer).equals(slice(whole.rms)), `rmsNorm rows ${r}..`).toBe(
+        true,
+      );
+      expect(
+        Buffer.from(layerNorm(part, w, null, opts as never).buffer).equals(slice(whole.ln)),
+        `layerNorm rows ${r}..`,
+      ).toBe(true);
+    }
+  });
 
   // dx of 8 MiB and more is streamed; dx here sits 3 elements into its buffer, so each row has an unaligned head.
   it.each([

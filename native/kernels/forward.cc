@@ -65,26 +65,31 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
     }
     return v;
   };
-  // A short masked head first, so the main loop's stores are aligned to their width: an unaligned 64-byte
-  // store spans two cache lines, and this pass is bound by its stores. Each element is computed the same way
-  // in the head and the loop, so the split (which depends on the address) never changes a result.
-  size_t i = head_to_align(y, n, N);
-  if (i) V::storen(y, one(V::loadn(x, i), 0, false, i), i);
-  if (stream && reinterpret_cast<uintptr_t>(y + i) % (N * sizeof(T)) == 0) {
+  // A short masked head first, so the main loop's stores start on a cache line: an unaligned 64-byte store
+  // spans two lines, and a streamed line is written whole by consecutive stores (a line left half-written is
+  // flushed from the write-combining buffers as a partial write). Each element is computed the same way in the
+  // head and the loop, so the split (which depends on the address) never changes a result.
+  constexpr size_t kLineElems = 64 / sizeof(T) > N ? 64 / sizeof(T) : N;
+  const size_t head = head_to_align(y, n, kLineElems);
+  size_t i = 0;
+  for (; i < head; i += N) {
+    const size_t m = head - i < N ? head - i : N;
+    V::storen(y + i, one(V::loadn(x + i, m), i, false, m), m);
+  }
+  i = head;
+  if (stream && reinterpret_cast<uintptr_t>(y + i) % 64 == 0) {
     for (; i + 2 * N <= n; i += 2 * N) {
       if (next) prefetch_span(next + i, 2 * N);
       const auto v0 = one(V::load(x + i), i, true, N);
       const auto v1 = one(V::load(x + i + N), i + N, true, N);
-      store_stream<V>(y + i, v0);
-      store_stream<V>(y + i + N, v1);
+      stream_pair<V>(y + i, v0, v1);
     }
   }
   for (; i + 2 * N <= n; i += 2 * N) {
     if (next) prefetch_span(next + i, 2 * N);
     const auto v0 = one(V::load(x + i), i, true, N);
     const auto v1 = one(V::load(x + i + N), i + N, true, N);
-    V::store(y + i, v0);
-    V::store(y + i + N, v1);
+    store_pair<V>(y + i, v0, v1);
   }
   for (; i + N <= n; i += N) V::store(y + i, one(V::load(x + i), i, true, N));
   if (i < n) V::storen(y + i, one(V::loadn(x + i, n - i), i, false, n - i), n - i);

@@ -27,9 +27,11 @@
 #if defined(_MSC_VER) && !defined(__clang__)
 #define RMSNORM_ALWAYS_INLINE __forceinline
 #define RMSNORM_NOINLINE __declspec(noinline)
+#define RMSNORM_LAMBDA_INLINE [[msvc::forceinline]]
 #else
 #define RMSNORM_ALWAYS_INLINE inline __attribute__((always_inline))
 #define RMSNORM_NOINLINE __attribute__((noinline))
+#define RMSNORM_LAMBDA_INLINE __attribute__((always_inline))  // after a lambda's parameter list
 #endif
 
 namespace {
