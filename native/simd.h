@@ -247,7 +247,12 @@ struct Vec<float> {
 
  private:
   static __m256i pack2(R a, R b) {
-    return _mm256_permute4x64_epi64(_mm256_packus_epi32(bf16_bits(a), bf16_bits(b)), 0xD8);
+    // NaN is rare: one compare covers both vectors, and only a pair holding one takes the NaN-keeping path.
+    const __m256 nan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
+    const __m256i packed = __builtin_expect(_mm256_testz_ps(nan, nan), 1)
+                               ? _mm256_packus_epi32(bf16_rounded(a), bf16_rounded(b))
+                               : _mm256_packus_epi32(bf16_bits(a), bf16_bits(b));
+    return _mm256_permute4x64_epi64(packed, 0xD8);
   }
   template <typename H>
   static __m128i load_tail(const H* p, size_t n) {
@@ -266,14 +271,16 @@ struct Vec<float> {
   static __m128i pack(__m256i lanes) {
     return _mm_packus_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
   }
-  static __m256i bf16_bits(R v) {
+  // Round to nearest even, in the low 16 bits of each lane; right for every lane but NaN (whose payload may
+  // carry into the exponent or the sign).
+  static __m256i bf16_rounded(R v) {
     const __m256i u = _mm256_castps_si256(v);
-    const __m256i hi = _mm256_srli_epi32(u, 16);
-    const __m256i rounded = _mm256_srli_epi32(
-        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(hi, _mm256_set1_epi32(1)))),
-        16);
-    const __m256i quiet = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
-    return _mm256_blendv_epi8(rounded, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    return _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+  }
+  static __m256i bf16_bits(R v) {
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16), _mm256_set1_epi32(0x40));
+    return _mm256_blendv_epi8(bf16_rounded(v), quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
   }
 };
 

@@ -493,3 +493,39 @@ describe('half-precision parameters give the bits of the same values as float32'
     }
   });
 });
+
+// The vector paths narrow two vectors at a time and keep NaN only for pairs that hold one: every NaN lane must
+// still come out a quiet NaN of the right sign, and every other lane of the pair rounded as usual.
+describe.each(DTYPES)('%s outputs with NaN and infinite weights, at every position of a pair', (dtype) => {
+  const to = dtype === 'bfloat16' ? toBFloat16 : toFloat16;
+  const decode = dtype === 'bfloat16' ? decodeBf16 : decodeF16;
+  it.each([64, 100, 37])('dim %i', (dim) => {
+    const x = to(randomArray(Float32Array, 3 * dim, 71));
+    for (const pos of [0, 7, 8, 15, 16, 31, dim - 1]) {
+      if (pos >= dim) continue;
+      // NaNs with payloads: 0x7fffffff rounded as a number would carry into the sign (-0), 0x7f800001 would
+      // become infinity.
+      for (const bad of [NaN, 0x7fffffff, 0xffffffff, 0x7f800001, 0x7fbfffff, Infinity, -Infinity]) {
+        const w = randomArray(Float32Array, dim, 72, 0.5, 1.5);
+        if (Number.isInteger(bad)) new Uint32Array(w.buffer)[pos] = bad;
+        else w[pos] = bad;
+        const y = rmsNorm(x, w, { dtype });
+        const ref = referenceRmsNorm(Array.from(x, decode), w, { dim });
+        for (let i = 0; i < y.length; i++) {
+          const got = decode(y[i]!);
+          const want = ref.y[i]!;
+          if (Number.isNaN(want)) {
+            expect(Number.isNaN(got), `NaN expected at ${i} (weight ${bad} at ${pos})`).toBe(true);
+            // quiet: the top mantissa bit is set
+            expect(y[i]! & (dtype === 'bfloat16' ? 0x40 : 0x200), `quiet NaN at ${i}`).not.toBe(0);
+          } else if (!Number.isFinite(want)) {
+            expect(got, `at ${i}`).toBe(want);
+          } else {
+            expect(Number.isNaN(got), `finite value expected at ${i} (weight ${bad} at ${pos})`).toBe(false);
+            expect(maxHalfUlpError(dtype, y.subarray(i, i + 1), [want]), `at ${i}`).toBeLessThanOrEqual(1);
+          }
+        }
+      }
+    }
+  });
+});
