@@ -11,6 +11,8 @@
 #include "entry.h"
 #include "numerics.h"
 
+#include <vector>
+
 namespace {
 
 // The effective weight (offset + w) as doubles, or 1 without a weight.
@@ -27,11 +29,12 @@ inline typename Vec<double>::R weight_d(const T* w, double offset, size_t i, boo
 constexpr size_t kGroup = 4;
 
 // dw[i .. i+m) (+)= sw; db (+)= sb, where sw and sb are vectors of the storage type holding the group's summed
-// contributions: widened to double lane by lane. The first group of a range overwrites (`first`), so the
-// caller's scratch needs no zeroing.
-template <typename T>
-RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m,
-                                           typename Vec<T>::R sw, typename Vec<T>::R sb) {
+// contributions: widened to double lane by lane. The first group of a range overwrites (kFirst), so the
+// caller's scratch needs no zeroing. Both accumulators are always there (backward_rows gives scratch for one the
+// caller does not want): no per-step tests in the column loop.
+template <typename T, bool kFirst>
+RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, size_t i, size_t m, typename Vec<T>::R sw,
+                                           typename Vec<T>::R sb) {
   using D = Vec<double>;
   constexpr size_t N = Vec<T>::N;
   alignas(64) T lanes[2][N];
@@ -39,12 +42,11 @@ RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, s
   Vec<T>::store(lanes[1], sb);
   double* acc[2] = {dw, db};
   for (int t = 0; t < 2; ++t) {
-    if (!acc[t]) continue;
     for (size_t j = 0; j < m; j += D::N) {
       const bool full = j + D::N <= m;
       const size_t part = full ? D::N : m - j;
       const auto v = full ? D::load(lanes[t] + j) : D::loadn(lanes[t] + j, part);
-      store_d(acc[t], i + j, first ? v : D::add(load_d(acc[t], i + j, full, part), v), full, part);
+      store_d(acc[t], i + j, kFirst ? v : D::add(load_d(acc[t], i + j, full, part), v), full, part);
     }
   }
 }
@@ -270,11 +272,12 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double*
 // contributions once. It runs in the compute type (float32 data in float32 registers): each dx element is a few
 // products and differences of values the scalars pass computed in double. Op supplies
 //   Row                 the per-row vector constants, from row(a, r)
-//   weight(a, i, ...)   the weight term of columns [i, i + m)
+//   Cols, cols(a)       the call's column-pass scalars, copied out of `a` once per group
+//   weight(cols, i, ...)   the weight term of columns [i, i + m)
 //   xhat(row, x)        the normalized input
-//   dx(a, row, dy, xhat, w, i, m)   the gradient of columns [i, i + m)
-template <typename Op, typename T, typename W, size_t G>
-void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first, size_t r_end) {
+//   dx(cols, row, dy, xhat, w, i, m)   the gradient of columns [i, i + m)
+template <typename Op, typename T, typename W, size_t G, bool kFirst>
+void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, size_t r_end) {
   using C = Compute<T>;
   using V = Vec<C>;
   const size_t n = a.dim;
@@ -291,10 +294,13 @@ void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, 
   const DxLayout layout = dx_layout(a, r);
   // Only for calls too large for the caches (those that stream dx): in cache, the prefetches cost ~10%.
   const size_t next_rows = a.stream && r + G < r_end ? (r_end - r - G < G ? r_end - r - G : G) : 0;
+  // The call's scalars as locals: the loop's stores (vector intrinsics may alias anything) would otherwise make
+  // the compiler reload them from `a` at every step.
+  const typename Op::Cols cols = Op::cols(a);
   // One vector step of the column pass: dx of every row of the group into dv, dweight/dbias into dw/db.
   auto step = [&](size_t i, bool full, size_t m, typename V::R* dv) RMSNORM_LAMBDA_INLINE {
     prefetch_group(a, r + G, next_rows, i, m);
-    const auto wv = Op::weight(a, i, full, m);
+    const auto wv = Op::weight(cols, i, full, m);
     typename V::R sw = V::zero(), sb = V::zero();
 #pragma GCC unroll 4
     for (size_t g = 0; g < G; ++g) {
@@ -302,9 +308,9 @@ void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, 
       const auto xhat = Op::xhat(rows[g], load_t(xg[g], i, full, m));
       sw = V::fma(dyv, xhat, sw);
       sb = V::add(sb, dyv);
-      dv[g] = Op::dx(a, rows[g], dyv, xhat, wv, i, m);
+      dv[g] = Op::dx(cols, rows[g], dyv, xhat, wv, i, m);
     }
-    add_group_grads<C>(dw, db, first, i, m, sw, sb);
+    add_group_grads<C, kFirst>(dw, db, i, m, sw, sb);
   };
   constexpr size_t N = V::N;
   // Streamed rows are written a whole cache line at a time (kLine vector steps, then each row's line in
@@ -353,14 +359,21 @@ struct RmsBackward {
     rms_backward_scalars<T, W>(a, r, &rstd, &q);
     return {V::set1(static_cast<C>(rstd)), V::set1(static_cast<C>(-q))};
   }
-  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full,
-                                                    size_t m) {
-    return a.weight ? V::add(load_v<C>(a.weight, i, full, m), V::set1(static_cast<C>(a.offset))) : V::set1(C(1));
+  struct Cols {
+    const W* weight;
+    typename V::R offset;
+    size_t n, k;
+  };
+  static Cols cols(const rmsnorm::BackwardArgs<T, W>& a) {
+    return {a.weight, V::set1(static_cast<C>(a.offset)), a.dim, a.k};
+  }
+  RMSNORM_ALWAYS_INLINE static typename V::R weight(const Cols& c, size_t i, bool full, size_t m) {
+    return c.weight ? V::add(load_v<C>(c.weight, i, full, m), c.offset) : V::set1(C(1));
   }
   RMSNORM_ALWAYS_INLINE static typename V::R xhat(const Row& row, typename V::R xv) { return V::mul(xv, row.r); }
-  RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>& a, const Row& row, typename V::R dyv,
-                                                typename V::R xhat, typename V::R wv, size_t i, size_t m) {
-    const size_t n = a.dim, k = a.k;
+  RMSNORM_ALWAYS_INLINE static typename V::R dx(const Cols& c, const Row& row, typename V::R dyv, typename V::R xhat,
+                                                typename V::R wv, size_t i, size_t m) {
+    const size_t n = c.n, k = c.k;
     const auto gv = V::mul(dyv, wv);
     if (k == n || i + m <= k) return V::mul(row.r, V::fma(xhat, row.nq, gv));  // rstd * (g - xhat * q)
     if (i < k) {
@@ -392,24 +405,42 @@ struct LnBackward {
     return {V::set1(hi), V::set1(static_cast<C>(mean - static_cast<double>(hi))), V::set1(static_cast<C>(rstd)),
             V::set1(static_cast<C>(ga)), V::set1(static_cast<C>(-gb))};
   }
-  RMSNORM_ALWAYS_INLINE static typename V::R weight(const rmsnorm::BackwardArgs<T, W>& a, size_t i, bool full,
-                                                    size_t m) {
-    return a.weight ? load_v<C>(a.weight, i, full, m) : V::set1(C(1));
+  struct Cols {
+    const W* weight;
+  };
+  static Cols cols(const rmsnorm::BackwardArgs<T, W>& a) { return {a.weight}; }
+  RMSNORM_ALWAYS_INLINE static typename V::R weight(const Cols& c, size_t i, bool full, size_t m) {
+    return c.weight ? load_v<C>(c.weight, i, full, m) : V::set1(C(1));
   }
   RMSNORM_ALWAYS_INLINE static typename V::R xhat(const Row& row, typename V::R xv) {
     return V::mul(V::sub(V::sub(xv, row.mh), row.ml), row.r);
   }
-  RMSNORM_ALWAYS_INLINE static typename V::R dx(const rmsnorm::BackwardArgs<T, W>&, const Row& row, typename V::R dyv,
-                                                typename V::R xhat, typename V::R wv, size_t, size_t) {
+  RMSNORM_ALWAYS_INLINE static typename V::R dx(const Cols&, const Row& row, typename V::R dyv, typename V::R xhat,
+                                                typename V::R wv, size_t, size_t) {
     return V::mul(row.r, V::fma(xhat, row.nb, V::sub(V::mul(dyv, wv), row.a)));
   }
 };
 
 template <typename Op, typename T, typename W>
 void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
+  if (r0 >= r1) return;
+  // Sums nobody asked for go to scratch, so the column loop never tests for them.
+  thread_local std::vector<double> unused;
+  if (!dw || !db) {
+    if (unused.size() < a.dim) unused.resize(a.dim);
+    if (!dw) dw = unused.data();
+    if (!db) db = unused.data();
+  }
   size_t r = r0;
-  for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup>(a, r, dw, db, r == r0, r1);
-  for (; r < r1; ++r) backward_group<Op, T, W, 1>(a, r, dw, db, r == r0, r1);
+  if (r + kGroup <= r1) {
+    backward_group<Op, T, W, kGroup, true>(a, r, dw, db, r1);
+    r += kGroup;
+  } else {
+    backward_group<Op, T, W, 1, true>(a, r, dw, db, r1);
+    r += 1;
+  }
+  for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup, false>(a, r, dw, db, r1);
+  for (; r < r1; ++r) backward_group<Op, T, W, 1, false>(a, r, dw, db, r1);
   if (a.stream) stream_fence();
 }
 
