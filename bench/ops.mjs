@@ -1,5 +1,5 @@
-// What bench/run.mjs measures: the test data of one shape (every array any op needs, preallocated) and the call
-// of each op, native and fallback; and the event loop's delay under async calls.
+// What bench/run.mjs and bench/check.mjs measure: the test data of one shape (every array any op needs,
+// preallocated) and the call of each op, native and fallback; and the event loop's delay under async calls.
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,11 +1,6 @@
 // Benchmarks every op of rmsnorm per native instruction set against the pure-TypeScript fallback and a plain
-// copy of the same bytes, then prints the project's target figures with PASS/FAIL.
-//
-//   node bench/run.mjs            full run: every ISA this CPU runs, float32/float64 (+ bfloat16 rmsNorm),
-//                                 Granite shapes, sync/async, 1 thread/all threads; then the Figures
-//   node bench/run.mjs --json     the same results as JSON on stdout (progress goes to stderr)
-//   node bench/run.mjs --quick    float32, 1/64/2048 x 4096 on the best ISA, then the Figures (under a minute)
-//   --threads N                   what "all threads" means (default os.availableParallelism())
+// copy of the same bytes, then prints the project's target figures with PASS/FAIL. `node bench/run.mjs --help`
+// prints the usage (USAGE below).
 //
 // The kernel ISA is chosen when the addon loads, so this script (the parent) runs itself as a child once per
 // (ISA, dtype) with RMSNORM_ISA set. Each child measures, for every shape and op, the native call (public API,
@@ -13,12 +8,15 @@
 // directly, and `out.set(x)`, taking turns, so their ratios share the same machine state. One dtype per child
 // keeps the fallback's JIT-compiled loops monomorphic: its best case. A child on the default (best) ISA then
 // measures the Figures with larger budgets, and one more compares with onnxruntime-node when it can be
-// resolved (it is not a dependency; see bench/onnx.mjs). bench/README.md describes the method and the output.
+// resolved (it is not a dependency; see bench/onnx.mjs). The full run and --check then run the check
+// (bench/check.mjs): the one-thread sweep against the copy, the targets of the check and PyTorch beside us.
+// bench/README.md describes the method and the output.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { EPS, fill, formatTime, gbps, measureTogether, table, wasmAdder } from './lib.mjs';
+import { checkChild, printCheck } from './check.mjs';
 import { findOnnxRuntime, onnxPeer } from './onnx.mjs';
 import { DTYPES, OP_NAMES, eventLoopDelay, gc, loadApi, makeData, ops } from './ops.mjs';
 
@@ -830,6 +828,10 @@ function parent({ json, quick, threadsAll }) {
   } else {
     report.peers = { onnxruntime: { installed: false, note: 'onnxruntime-node not installed: skipped' } };
   }
+  if (!quick) {
+    log('measuring the check (sweep, targets, PyTorch) on the default ISA...');
+    report.check = runChild(['check', '--threads', String(threadsAll)], childEnv(null));
+  }
   report.meta.elapsedS = (performance.now() - started) / 1000;
   report.meta.loadavgEnd = os.loadavg();
   log('done');
@@ -838,24 +840,84 @@ function parent({ json, quick, threadsAll }) {
   } else {
     printTables(report);
     printFigures(report);
+    if (report.check) {
+      console.log();
+      printCheck(report.check);
+    }
   }
 }
 
+/** --check: the check alone, on the default ISA; exit status 1 when a figure FAILs. */
+function checkParent({ json, threadsAll }) {
+  const env = { ...process.env, RMSNORM_BACKEND: 'native' };
+  delete env.RMSNORM_ISA;
+  const result = runChild(['check', '--threads', String(threadsAll)], env);
+  if (json) console.log(JSON.stringify(result, null, 2));
+  const fails = json ? result.figures.filter((f) => f.result === 'FAIL').length : printCheck(result);
+  process.exitCode = fails > 0 ? 1 : 0;
+}
+
+const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
+
+  (no option)    full run: every ISA this CPU runs, float32/float64 (+ bfloat16 rmsNorm), Granite shapes,
+                 sync/async, 1 thread/all threads; then the Figures, onnxruntime-node when installed, and the
+                 check below with its sweep and PyTorch tables (about 10 minutes on 2 vCPUs)
+  --quick        float32, 1/64/2048 x 4096 on the best ISA, then the Figures (under a minute)
+  --check        the check alone, on the default ISA (1-3 minutes): the one-thread sweep of every op against
+                 out.set(x), backward vs copy, half vs float32, async vs sync, event loop delay vs idle, small
+                 calls, PyTorch beside us (when /usr/bin/python3 imports torch); each figure PASS / MISS / FAIL;
+                 exit status 1 when one FAILs (misses its target by more than the wide margin)
+  --json         the same results as JSON on stdout (progress goes to stderr)
+  --threads N    what "all threads" means (default os.availableParallelism(), here ${os.availableParallelism()})
+  -h, --help     this text
+
+bench/README.md describes every figure, its target and the margins.
+`;
+
+/** The parent's options; usage on --help (exit 0) or on anything it does not know (stderr, exit 2). */
+function parseArgs(args) {
+  const opts = { json: false, quick: false, check: false, threadsAll: os.availableParallelism() };
+  const usageError = (message) => {
+    process.stderr.write(`bench/run.mjs: ${message}\n\n${USAGE}`);
+    process.exit(2);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (a === '--json') opts.json = true;
+    else if (a === '--quick') opts.quick = true;
+    else if (a === '--check') opts.check = true;
+    else if (a === '--threads' || a.startsWith('--threads=')) {
+      const v = a === '--threads' ? args[++i] : a.slice('--threads='.length);
+      const n = Number(v);
+      if (v === undefined || !Number.isInteger(n) || n < 1 || n > 1024)
+        usageError(`--threads takes an integer from 1 to 1024, not ${v ?? 'nothing'}`);
+      opts.threadsAll = n;
+    } else usageError(`unknown option ${a}`);
+  }
+  if (opts.check && opts.quick) usageError('--check and --quick are separate runs: give one');
+  return opts;
+}
+
 const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const threadsAt = argv.indexOf('--threads');
-const threadsAll = threadsAt < 0 ? os.availableParallelism() : Number(argv[threadsAt + 1]);
-if (!Number.isInteger(threadsAll) || threadsAll < 1 || threadsAll > 1024)
-  throw new Error('--threads takes an integer from 1 to 1024');
 if (argv[0] === '--child') {
+  const flag = (name) => argv.includes(name);
+  const threadsAll = Number(argv[argv.indexOf('--threads') + 1]);
   const kind = argv[1];
+  const log = (s) => process.stderr.write(`  ${s}\n`);
   const result =
     kind === 'figures'
       ? await figuresChild(flag('--quick'), threadsAll)
       : kind === 'peers'
         ? await peersChild(flag('--quick'), threadsAll)
-        : await sweepChild(argv[2], flag('--quick'), threadsAll);
+        : kind === 'check'
+          ? await checkChild(loadApi().api, loadApi().fallback, threadsAll, log) // one module, loaded once
+          : await sweepChild(argv[2], flag('--quick'), threadsAll);
   process.stdout.write(JSON.stringify(result));
 } else {
-  parent({ json: flag('--json'), quick: flag('--quick'), threadsAll });
+  const opts = parseArgs(argv);
+  if (opts.check) checkParent(opts);
+  else parent(opts);
 }
