@@ -1,11 +1,6 @@
 // Benchmarks every op of rmsnorm per native instruction set against the pure-TypeScript fallback and a plain
-// copy of the same bytes, then prints the project's target figures with PASS/FAIL.
-//
-//   node bench/run.mjs            full run: every ISA this CPU runs, float32/float64 (+ bfloat16 rmsNorm),
-//                                 Granite shapes, sync/async, 1 thread/all threads; then the Figures
-//   node bench/run.mjs --json     the same results as JSON on stdout (progress goes to stderr)
-//   node bench/run.mjs --quick    float32, 1/64/2048 x 4096 on the best ISA, then the Figures (under a minute)
-//   --threads N                   what "all threads" means (default os.availableParallelism())
+// copy of the same bytes, then prints the project's target figures with PASS/FAIL. `node bench/run.mjs --help`
+// prints the usage (USAGE below).
 //
 // The kernel ISA is chosen when the addon loads, so this script (the parent) runs itself as a child once per
 // (ISA, dtype) with RMSNORM_ISA set. Each child measures, for every shape and op, the native call (public API,
@@ -13,25 +8,21 @@
 // directly, and `out.set(x)`, taking turns, so their ratios share the same machine state. One dtype per child
 // keeps the fallback's JIT-compiled loops monomorphic: its best case. A child on the default (best) ISA then
 // measures the Figures with larger budgets, and one more compares with onnxruntime-node when it can be
-// resolved (it is not a dependency; see bench/onnx.mjs). bench/README.md describes the method and the output.
+// resolved (it is not a dependency; see bench/onnx.mjs). The full run and --check then run the check
+// (bench/check.mjs): the one-thread sweep against the copy, the targets of the check and PyTorch beside us.
+// bench/README.md describes the method and the output.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EPS, fill, formatTime, gbps, measureTogether, table, wasmAdder } from './lib.mjs';
+import { checkChild, printCheck } from './check.mjs';
 import { findOnnxRuntime, onnxPeer } from './onnx.mjs';
+import { DTYPES, OP_NAMES, eventLoopDelay, gc, loadApi, makeData, ops } from './ops.mjs';
 
 const require = createRequire(import.meta.url);
 const self = fileURLToPath(import.meta.url);
 
-const DTYPES = {
-  float32: { Array: Float32Array, bytes: 4, code: 0 },
-  float64: { Array: Float64Array, bytes: 8, code: 0 },
-  bfloat16: { Array: Uint16Array, bytes: 2, code: 1 },
-};
-const OP_NAMES = ['rmsNorm', 'layerNorm', 'addRmsNorm', 'rmsNormBackward', 'layerNormBackward'];
 /** The fallback is measured up to this many elements (2048 x 4096); above, it would dominate the run time. */
 const FALLBACK_MAX = 2048 * 4096;
 
@@ -51,142 +42,6 @@ const SWEEP = {
   quick: { rounds: 1, time: 50, iterations: 3, fallbackTime: 40, fallbackIterations: 2 },
 };
 const FIGURES = { full: { rounds: 4, time: 400, iterations: 8 }, quick: { rounds: 2, time: 150, iterations: 4 } };
-
-// ---------------------------------------------------------------- child: data and ops
-
-function loadApi() {
-  return { api: require('../dist/index.js'), fallback: require('../dist/fallback.js').fallback };
-}
-
-/**
- * Every array a call of any op on `rows x dim` needs, preallocated; statistics from a forward pass. The arrays
- * are allocate()d, the memory async calls use without a copy (docs/async.md): sync and async are measured on the
- * same arrays, and the async figures are those of the zero-copy path.
- */
-function makeData(api, dtypeName, rows, dim) {
-  const { code } = DTYPES[dtypeName];
-  const n = rows * dim;
-  const seed = rows + dim;
-  const half = dtypeName === 'bfloat16';
-  const alloc = (len) => api.allocate(dtypeName, len);
-  const make = (len, s, mean = 0, spread = 1) =>
-    half ? api.toBFloat16(fill(new Float32Array(len), s, mean, spread), alloc(len)) : fill(alloc(len), s, mean, spread);
-  const stat = (len) => (half ? api.allocate('float32', len) : alloc(len));
-  const d = {
-    rows,
-    dim,
-    n,
-    code,
-    half,
-    x: make(n, seed),
-    w: make(dim, 7, 1, 0.2),
-    b: make(dim, 8, 0, 0.1),
-    out: alloc(n),
-    rstd: stat(rows),
-    lnMean: stat(rows),
-    lnRstd: stat(rows),
-  };
-  const dt = half ? { dtype: dtypeName } : {};
-  d.opts = {
-    rmsNorm: { dim, eps: EPS, out: d.out, ...dt },
-    layerNorm: { dim, eps: EPS, out: d.out, ...dt },
-  };
-  // Forward statistics for the backward passes (the training case: they are saved by the forward call).
-  api.rmsNorm(d.x, d.w, { dim, eps: EPS, out: d.out, rstd: d.rstd, ...dt });
-  if (!half) {
-    d.res = make(n, seed + 1);
-    d.dy = make(n, seed + 2);
-    d.dx = alloc(n);
-    d.dw = alloc(dim);
-    d.db = alloc(dim);
-    api.layerNorm(d.x, d.w, d.b, { dim, eps: EPS, out: d.out, mean: d.lnMean, rstd: d.lnRstd });
-    d.opts.addRmsNorm = { dim, eps: EPS, out: d.out };
-    d.opts.rmsNormBackward = { dim, eps: EPS, rstd: d.rstd, dx: d.dx, dweight: d.dw, dbias: d.db };
-    d.opts.layerNormBackward = { dim, eps: EPS, mean: d.lnMean, rstd: d.lnRstd, dx: d.dx, dweight: d.dw, dbias: d.db };
-  }
-  return d;
-}
-
-/** The layout arguments of a dense call of the fallback's kernels: rows, heads, headStride, two row strides. */
-const dense = (d) => [d.rows, 1, d.dim, d.dim, d.dim];
-
-/**
- * The call of each op: native sync, native async (the ...Async twin) and the fallback kernel with the same
- * arguments, plus the bytes the op must move at least (inputs read once, outputs written once).
- */
-function ops(api, fallback, d) {
-  const { dim, n } = d;
-  return {
-    rmsNorm: {
-      sync: () => api.rmsNorm(d.x, d.w, d.opts.rmsNorm),
-      async: () => api.rmsNormAsync(d.x, d.w, d.opts.rmsNorm),
-      fallback: () => fallback.rmsNorm(d.x, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0, ...dense(d)),
-      elements: 2 * n + dim, // x, out, weight
-    },
-    layerNorm: {
-      sync: () => api.layerNorm(d.x, d.w, d.b, d.opts.layerNorm),
-      async: () => api.layerNormAsync(d.x, d.w, d.b, d.opts.layerNorm),
-      fallback: () => fallback.layerNorm(d.x, d.w, d.b, d.out, null, null, dim, EPS, d.code, 0, ...dense(d)),
-      elements: 2 * n + 2 * dim,
-    },
-    addRmsNorm: {
-      sync: () => api.addRmsNorm(d.x, d.res, d.w, d.opts.addRmsNorm),
-      async: () => api.addRmsNormAsync(d.x, d.res, d.w, d.opts.addRmsNorm),
-      fallback: () =>
-        fallback.addRmsNorm(d.x, d.res, d.w, null, d.out, null, dim, EPS, 0, 1, d.code, 0, ...dense(d), dim, 1),
-      elements: 4 * n + dim, // x and residual read, residual and out written
-    },
-    rmsNormBackward: {
-      sync: () => api.rmsNormBackward(d.dy, d.x, d.w, d.opts.rmsNormBackward),
-      async: () => api.rmsNormBackwardAsync(d.dy, d.x, d.w, d.opts.rmsNormBackward),
-      fallback: () =>
-        fallback.rmsNormBackward(
-          d.dy,
-          d.x,
-          d.w,
-          d.rstd,
-          d.dx,
-          d.dw,
-          d.db,
-          dim,
-          EPS,
-          0,
-          1,
-          false,
-          d.code,
-          0,
-          ...dense(d),
-          dim,
-        ),
-      elements: 3 * n + 3 * dim, // dy, x read, dx written; weight read, dweight and dbias written
-    },
-    layerNormBackward: {
-      sync: () => api.layerNormBackward(d.dy, d.x, d.w, d.opts.layerNormBackward),
-      async: () => api.layerNormBackwardAsync(d.dy, d.x, d.w, d.opts.layerNormBackward),
-      fallback: () =>
-        fallback.layerNormBackward(
-          d.dy,
-          d.x,
-          d.w,
-          d.lnMean,
-          d.lnRstd,
-          d.dx,
-          d.dw,
-          d.db,
-          dim,
-          EPS,
-          false,
-          d.code,
-          0,
-          ...dense(d),
-          dim,
-        ),
-      elements: 3 * n + 3 * dim,
-    },
-  };
-}
-
-const gc = () => globalThis.gc?.();
 
 // ---------------------------------------------------------------- child: the sweep of one (ISA, dtype)
 
@@ -701,34 +556,6 @@ async function figuresChild(quick, threadsAll) {
   return { isa: info.isa, native: info.native, threads: N, version: info.version, budget, figures };
 }
 
-/**
- * Event-loop delay (perf_hooks.monitorEventLoopDelay at its finest resolution, 1 ms) while `calls` async calls
- * run back to back, one in flight; then the same histogram over an idle loop of the same duration, as the
- * machine's own baseline. Values in ms; each recorded value is the interval between two 1 ms timer ticks.
- */
-async function eventLoopDelay(api, fn, threads, calls) {
-  api.setThreads(threads);
-  await fn();
-  await fn();
-  const h = monitorEventLoopDelay({ resolution: 1 });
-  h.enable();
-  const start = performance.now();
-  for (let i = 0; i < calls; i++) await fn();
-  const elapsed = performance.now() - start;
-  h.disable();
-  const idle = monitorEventLoopDelay({ resolution: 1 });
-  idle.enable();
-  await sleep(elapsed);
-  idle.disable();
-  const ms = (hist) => ({
-    max: hist.max / 1e6,
-    p99: hist.percentile(99) / 1e6,
-    mean: hist.mean / 1e6,
-    count: hist.count,
-  });
-  return { ...ms(h), idle: ms(idle), perCall: elapsed / calls, calls, threads };
-}
-
 // ---------------------------------------------------------------- child: onnxruntime-node, when installed
 
 /**
@@ -1001,6 +828,10 @@ function parent({ json, quick, threadsAll }) {
   } else {
     report.peers = { onnxruntime: { installed: false, note: 'onnxruntime-node not installed: skipped' } };
   }
+  if (!quick) {
+    log('measuring the check (sweep, targets, PyTorch) on the default ISA...');
+    report.check = runChild(['check', '--threads', String(threadsAll)], childEnv(null));
+  }
   report.meta.elapsedS = (performance.now() - started) / 1000;
   report.meta.loadavgEnd = os.loadavg();
   log('done');
@@ -1009,24 +840,84 @@ function parent({ json, quick, threadsAll }) {
   } else {
     printTables(report);
     printFigures(report);
+    if (report.check) {
+      console.log();
+      printCheck(report.check);
+    }
   }
 }
 
+/** --check: the check alone, on the default ISA; exit status 1 when a figure FAILs. */
+function checkParent({ json, threadsAll }) {
+  const env = { ...process.env, RMSNORM_BACKEND: 'native' };
+  delete env.RMSNORM_ISA;
+  const result = runChild(['check', '--threads', String(threadsAll)], env);
+  if (json) console.log(JSON.stringify(result, null, 2));
+  const fails = json ? result.figures.filter((f) => f.result === 'FAIL').length : printCheck(result);
+  process.exitCode = fails > 0 ? 1 : 0;
+}
+
+const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
+
+  (no option)    full run: every ISA this CPU runs, float32/float64 (+ bfloat16 rmsNorm), Granite shapes,
+                 sync/async, 1 thread/all threads; then the Figures, onnxruntime-node when installed, and the
+                 check below with its sweep and PyTorch tables (about 10 minutes on 2 vCPUs)
+  --quick        float32, 1/64/2048 x 4096 on the best ISA, then the Figures (under a minute)
+  --check        the check alone, on the default ISA (1-3 minutes): the one-thread sweep of every op against
+                 out.set(x), backward vs copy, half vs float32, async vs sync, event loop delay vs idle, small
+                 calls, PyTorch beside us (when /usr/bin/python3 imports torch); each figure PASS / MISS / FAIL;
+                 exit status 1 when one FAILs (misses its target by more than the wide margin)
+  --json         the same results as JSON on stdout (progress goes to stderr)
+  --threads N    what "all threads" means (default os.availableParallelism(), here ${os.availableParallelism()})
+  -h, --help     this text
+
+bench/README.md describes every figure, its target and the margins.
+`;
+
+/** The parent's options; usage on --help (exit 0) or on anything it does not know (stderr, exit 2). */
+function parseArgs(args) {
+  const opts = { json: false, quick: false, check: false, threadsAll: os.availableParallelism() };
+  const usageError = (message) => {
+    process.stderr.write(`bench/run.mjs: ${message}\n\n${USAGE}`);
+    process.exit(2);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (a === '--json') opts.json = true;
+    else if (a === '--quick') opts.quick = true;
+    else if (a === '--check') opts.check = true;
+    else if (a === '--threads' || a.startsWith('--threads=')) {
+      const v = a === '--threads' ? args[++i] : a.slice('--threads='.length);
+      const n = Number(v);
+      if (v === undefined || !Number.isInteger(n) || n < 1 || n > 1024)
+        usageError(`--threads takes an integer from 1 to 1024, not ${v ?? 'nothing'}`);
+      opts.threadsAll = n;
+    } else usageError(`unknown option ${a}`);
+  }
+  if (opts.check && opts.quick) usageError('--check and --quick are separate runs: give one');
+  return opts;
+}
+
 const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const threadsAt = argv.indexOf('--threads');
-const threadsAll = threadsAt < 0 ? os.availableParallelism() : Number(argv[threadsAt + 1]);
-if (!Number.isInteger(threadsAll) || threadsAll < 1 || threadsAll > 1024)
-  throw new Error('--threads takes an integer from 1 to 1024');
 if (argv[0] === '--child') {
+  const flag = (name) => argv.includes(name);
+  const threadsAll = Number(argv[argv.indexOf('--threads') + 1]);
   const kind = argv[1];
+  const log = (s) => process.stderr.write(`  ${s}\n`);
   const result =
     kind === 'figures'
       ? await figuresChild(flag('--quick'), threadsAll)
       : kind === 'peers'
         ? await peersChild(flag('--quick'), threadsAll)
-        : await sweepChild(argv[2], flag('--quick'), threadsAll);
+        : kind === 'check'
+          ? await checkChild(loadApi().api, loadApi().fallback, threadsAll, log) // one module, loaded once
+          : await sweepChild(argv[2], flag('--quick'), threadsAll);
   process.stdout.write(JSON.stringify(result));
 } else {
-  parent({ json: flag('--json'), quick: flag('--quick'), threadsAll });
+  const opts = parseArgs(argv);
+  if (opts.check) checkParent(opts);
+  else parent(opts);
 }
