@@ -144,6 +144,9 @@ T* out(const ArrayArg& a) {
 
 struct Job {
   unsigned threads = 1;  // the most threads this job may use (the instance's setThreads value)
+  // kNormal: the calling thread and the normal pool (sync calls, async calls run inline). kBackground: all of the
+  // row work on the low-priority pool, even a single block (async calls run off-thread; pool.h).
+  rmsnorm::PoolKind pool = rmsnorm::PoolKind::kNormal;
   virtual ~Job() = default;
   virtual void Run() = 0;
 };
@@ -171,10 +174,10 @@ struct ForwardJob final : Job {
     const size_t rows = args.rows;
     if (rows == 0) return;
     const size_t tasks = rows * args.dim < kParallelMinElements ? 1 : (rows < threads ? rows : threads);
-    if (tasks <= 1) return kernel(args, 0, rows);
+    if (tasks <= 1 && pool == rmsnorm::PoolKind::kNormal) return kernel(args, 0, rows);
     // Contiguous row blocks; rows are independent, so the result is the same for any partition.
     auto block = [&](size_t t) { kernel(args, t * rows / tasks, (t + 1) * rows / tasks); };
-    rmsnorm::parallel_for(tasks, static_cast<unsigned>(tasks), block);
+    rmsnorm::parallel_for(tasks, static_cast<unsigned>(tasks), block, pool);
   }
 };
 
@@ -217,7 +220,7 @@ struct BackwardJob final : Job {
              db ? db + b * dim : nullptr);
     };
     const bool parallel = rows * dim >= kParallelMinElements && threads > 1;
-    rmsnorm::parallel_for(blocks, parallel ? threads : 1, block);
+    rmsnorm::parallel_for(blocks, parallel ? threads : 1, block, pool);
     Reduce(dw, dweight, blocks);
     Reduce(db, dbias, blocks);
   }
@@ -462,11 +465,13 @@ class Addon : public Napi::Addon<Addon> {
     if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
     try {
       if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
-      auto call = std::make_unique<AsyncCall>();
+      Addon* addon = static_cast<Addon*>(self);
       Parsed p = parse(env, kOp, argv, argc);
+      auto call = std::make_unique<AsyncCall>();
       call->memory.Prepare(env, kOp, argv, p);  // hold, classify, stage (rebinds p's pointers)
       call->name = kOp.name;
-      static_cast<Addon*>(self)->Bind(call->job, kOp, p);
+      addon->Bind(call->job, kOp, p);
+      call->job.active->pool = rmsnorm::PoolKind::kBackground;
       napi_value promise, name;
       NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &call->deferred, &promise), nullptr);
       NAPI_THROW_IF_FAILED(env, napi_create_string_utf8(env, kOp.name, NAPI_AUTO_LENGTH, &name), nullptr);
