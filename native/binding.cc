@@ -13,10 +13,12 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -393,6 +395,52 @@ struct AsyncCall {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// Small async calls run inline: on the JavaScript thread, before the call returns (the promise is already
+// resolved), when the work would take less time than handing it to another thread and back. Both sides are
+// measured once on this machine: the round trip to a pool thread (the fastest of a few, so a lower bound on
+// what an async call pays off-thread) and the speed of the instance's float32 rmsNorm kernel on one 4096-value
+// row (its bytes read and written over its time, the fastest of a few runs). A call is inline when the bytes of
+// its arrays (an upper bound on what it reads and writes) would take less than one round trip at that speed,
+// and never when it is large enough to be split across threads (kParallelMinElements). docs/async.md.
+
+double round_trip_ns() {
+  static std::once_flag once;
+  static double ns = 0;
+  std::call_once(once, [] { ns = rmsnorm::round_trip_ns(); });
+  return ns;
+}
+
+// Bytes the kernels of `t` move per nanosecond on a 4096-value float32 row (x read, out written).
+double kernel_bytes_per_ns(const KernelTable* t) {
+  constexpr size_t kDim = 4096;
+  std::vector<float> x(kDim), y(kDim);
+  for (size_t i = 0; i < kDim; ++i) x[i] = static_cast<float>(i % 7) - 3.0f;
+  NormArgs<float, float> a;
+  a.rows = 1;
+  a.dim = a.k = kDim;
+  a.x_stride = a.y_stride = kDim;
+  a.x = x.data();
+  a.y = y.data();
+  double best = 0;
+  for (int i = 0; i < 6; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    t->f32.rms_norm(a, 0, 1);
+    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    if (i == 0 || ns < best) best = ns;  // the first run also faults the pages in and warms the caches
+  }
+  return 2.0 * kDim * sizeof(float) / (best > 1 ? best : 1);
+}
+
+// Bytes of every array of the call (its row arrays with their gaps, parameters, statistics).
+size_t call_bytes(const Parsed& p) {
+  size_t bytes = 0;
+  for (const ArrayArg& a : p.arrays) {
+    if (a.present) bytes += a.bytes();
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The addon instance: one per Node.js environment (main thread or worker), holding its kernel choice and
 // thread count.
 
@@ -428,6 +476,13 @@ class Addon : public Napi::Addon<Addon> {
  private:
   const KernelTable* table_;
   unsigned threads_;
+  double inline_max_bytes_ = -1;  // async calls of fewer bytes run inline; measured at the first async call
+
+  bool RunsInline(const Parsed& p) {
+    if (p.rows * p.heads * p.dim >= kParallelMinElements) return false;
+    if (inline_max_bytes_ < 0) inline_max_bytes_ = round_trip_ns() * kernel_bytes_per_ns(table_);
+    return static_cast<double>(call_bytes(p)) < inline_max_bytes_;
+  }
 
   void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
     napi_value fn;
@@ -467,6 +522,19 @@ class Addon : public Napi::Addon<Addon> {
       if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       Addon* addon = static_cast<Addon*>(self);
       Parsed p = parse(env, kOp, argv, argc);
+      if (addon->RunsInline(p)) {
+        // Done before returning, so no JavaScript can run meanwhile: the arrays are used directly, as by the
+        // sync form (nothing held, nothing staged), and the promise is returned resolved.
+        AnyJob job;
+        addon->Bind(job, kOp, p);
+        job.active->Run();
+        napi_deferred deferred;
+        napi_value promise, undefined;
+        NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &deferred, &promise), nullptr);
+        NAPI_THROW_IF_FAILED(env, napi_get_undefined(env, &undefined), nullptr);
+        NAPI_THROW_IF_FAILED(env, napi_resolve_deferred(env, deferred, undefined), nullptr);
+        return promise;
+      }
       auto call = std::make_unique<AsyncCall>();
       call->memory.Prepare(env, kOp, argv, p);  // hold, classify, stage (rebinds p's pointers)
       call->name = kOp.name;
@@ -529,6 +597,7 @@ class Addon : public Napi::Addon<Addon> {
            quoted("isa") + " must name an instruction set of this architecture, received '" + cap + "'");
     }
     table_ = t;
+    inline_max_bytes_ = -1;  // measured again for these kernels
     return Napi::String::New(info.Env(), t->isa);
   }
 
