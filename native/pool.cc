@@ -12,6 +12,7 @@
 #if defined(__linux__)
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -139,8 +140,9 @@ class Pool {
 
   void worker() {
 #if defined(__linux__)
-    // Named for tools (top -H, /proc/<pid>/task/*/comm) and for the tests that check the priority.
-    pthread_setname_np(pthread_self(), background_ ? "rmsnorm-async" : "rmsnorm-pool");
+    // Named for tools (top -H, /proc/<pid>/task/*/comm) and for the tests that check the priority. prctl rather
+    // than pthread_setname_np, which glibc versions at 2.34 (the prebuilds keep to glibc 2.17).
+    prctl(PR_SET_NAME, background_ ? "rmsnorm-async" : "rmsnorm-pool", 0, 0, 0);
 #endif
     if (background_) lower_priority();
     std::unique_lock<std::mutex> lock(mutex_);
