@@ -13,11 +13,13 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -145,6 +147,9 @@ T* out(const ArrayArg& a) {
 
 struct Job {
   unsigned threads = 1;  // the most threads this job may use (the instance's setThreads value)
+  // kNormal: the calling thread and the normal pool (sync calls, async calls run inline). kBackground: all of the
+  // row work on the low-priority pool, even a single block (async calls run off-thread; pool.h).
+  rmsnorm::PoolKind pool = rmsnorm::PoolKind::kNormal;
   virtual ~Job() = default;
   virtual void Run() = 0;
 };
@@ -182,10 +187,10 @@ struct ForwardJob final : Job {
     const size_t rows = args.rows;
     if (rows == 0) return;
     const size_t tasks = rows * args.dim < kParallelMinElements ? 1 : (rows < threads ? rows : threads);
-    if (tasks <= 1) return kernel(args, 0, rows);
+    if (tasks <= 1 && pool == rmsnorm::PoolKind::kNormal) return kernel(args, 0, rows);
     // Contiguous row blocks; rows are independent, so the result is the same for any partition.
     auto block = [&](size_t t) { kernel(args, t * rows / tasks, (t + 1) * rows / tasks); };
-    rmsnorm::parallel_for(tasks, static_cast<unsigned>(tasks), block);
+    rmsnorm::parallel_for(tasks, static_cast<unsigned>(tasks), block, pool);
   }
 };
 
@@ -228,7 +233,7 @@ struct BackwardJob final : Job {
              db ? db + b * dim : nullptr);
     };
     const bool parallel = rows * dim >= kParallelMinElements && threads > 1;
-    rmsnorm::parallel_for(blocks, parallel ? threads : 1, block);
+    rmsnorm::parallel_for(blocks, parallel ? threads : 1, block, pool);
     Reduce(dw, dweight, blocks);
     Reduce(db, dbias, blocks);
   }
@@ -402,6 +407,52 @@ struct AsyncCall {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// Small async calls run inline: on the JavaScript thread, before the call returns (the promise is already
+// resolved), when the work would take less time than handing it to another thread and back. Both sides are
+// measured once on this machine: the round trip to a pool thread (the fastest of a few, so a lower bound on
+// what an async call pays off-thread) and the speed of the instance's float32 rmsNorm kernel on one 4096-value
+// row (its bytes read and written over its time, the fastest of a few runs). A call is inline when the bytes of
+// its arrays (an upper bound on what it reads and writes) would take less than one round trip at that speed,
+// and never when it is large enough to be split across threads (kParallelMinElements). docs/async.md.
+
+double round_trip_ns() {
+  static std::once_flag once;
+  static double ns = 0;
+  std::call_once(once, [] { ns = rmsnorm::round_trip_ns(); });
+  return ns;
+}
+
+// Bytes the kernels of `t` move per nanosecond on a 4096-value float32 row (x read, out written).
+double kernel_bytes_per_ns(const KernelTable* t) {
+  constexpr size_t kDim = 4096;
+  std::vector<float> x(kDim), y(kDim);
+  for (size_t i = 0; i < kDim; ++i) x[i] = static_cast<float>(i % 7) - 3.0f;
+  NormArgs<float, float> a;
+  a.rows = 1;
+  a.dim = a.k = kDim;
+  a.x_stride = a.y_stride = kDim;
+  a.x = x.data();
+  a.y = y.data();
+  double best = 0;
+  for (int i = 0; i < 6; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    t->f32.rms_norm(a, 0, 1);
+    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    if (i == 0 || ns < best) best = ns;  // the first run also faults the pages in and warms the caches
+  }
+  return 2.0 * kDim * sizeof(float) / (best > 1 ? best : 1);
+}
+
+// Bytes of every array of the call (its row arrays with their gaps, parameters, statistics).
+size_t call_bytes(const Parsed& p) {
+  size_t bytes = 0;
+  for (const ArrayArg& a : p.arrays) {
+    if (a.present) bytes += a.bytes();
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The addon instance: one per Node.js environment (main thread or worker), holding its kernel choice and
 // thread count.
 
@@ -437,6 +488,13 @@ class Addon : public Napi::Addon<Addon> {
  private:
   const KernelTable* table_;
   unsigned threads_;
+  double inline_max_bytes_ = -1;  // async calls of fewer bytes run inline; measured at the first async call
+
+  bool RunsInline(const Parsed& p) {
+    if (p.rows * p.heads * p.dim >= kParallelMinElements) return false;
+    if (inline_max_bytes_ < 0) inline_max_bytes_ = round_trip_ns() * kernel_bytes_per_ns(table_);
+    return static_cast<double>(call_bytes(p)) < inline_max_bytes_;
+  }
 
   void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
     napi_value fn;
@@ -474,11 +532,26 @@ class Addon : public Napi::Addon<Addon> {
     if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &self) != napi_ok) return nullptr;
     try {
       if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
-      auto call = std::make_unique<AsyncCall>();
+      Addon* addon = static_cast<Addon*>(self);
       Parsed p = parse(env, kOp, argv, argc);
+      if (addon->RunsInline(p)) {
+        // Done before returning, so no JavaScript can run meanwhile: the arrays are used directly, as by the
+        // sync form (nothing held, nothing staged), and the promise is returned resolved.
+        AnyJob job;
+        addon->Bind(job, kOp, p);
+        job.active->Run();
+        napi_deferred deferred;
+        napi_value promise, undefined;
+        NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &deferred, &promise), nullptr);
+        NAPI_THROW_IF_FAILED(env, napi_get_undefined(env, &undefined), nullptr);
+        NAPI_THROW_IF_FAILED(env, napi_resolve_deferred(env, deferred, undefined), nullptr);
+        return promise;
+      }
+      auto call = std::make_unique<AsyncCall>();
       call->memory.Prepare(env, kOp, argv, p);  // hold, classify, stage (rebinds p's pointers)
       call->name = kOp.name;
-      static_cast<Addon*>(self)->Bind(call->job, kOp, p);
+      addon->Bind(call->job, kOp, p);
+      call->job.active->pool = rmsnorm::PoolKind::kBackground;
       napi_value promise, name;
       NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &call->deferred, &promise), nullptr);
       NAPI_THROW_IF_FAILED(env, napi_create_string_utf8(env, kOp.name, NAPI_AUTO_LENGTH, &name), nullptr);
@@ -536,6 +609,7 @@ class Addon : public Napi::Addon<Addon> {
            quoted("isa") + " must name an instruction set of this architecture, received '" + cap + "'");
     }
     table_ = t;
+    inline_max_bytes_ = -1;  // measured again for these kernels
     return Napi::String::New(info.Env(), t->isa);
   }
 

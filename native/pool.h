@@ -1,25 +1,40 @@
-// A persistent thread pool for large calls. One pool per process, shared by every addon instance (main thread,
-// worker threads) and by async jobs on libuv threads; it holds no JavaScript values. The caller of
-// parallel_for works on its own job too, so a call never waits for a pool thread that is busy elsewhere.
+// Persistent thread pools for large calls. Two per process, shared by every addon instance (main thread, worker
+// threads); they hold no JavaScript values.
+//
+//   kNormal      sync calls. The caller works on its own job too, so a call never waits for a pool thread that
+//                is busy elsewhere.
+//   kBackground  async calls. Its threads run at a lower scheduling priority than any thread of normal priority
+//                (the JavaScript thread above all): they use the cores while the event loop sleeps and yield
+//                them the moment it wakes. The caller (a libuv thread, normal priority) only waits, so all of
+//                the work runs at the low priority. docs/async.md says why.
 #pragma once
 
 #include <cstddef>
 
 namespace rmsnorm {
 
-// Calls fn(ctx, task) for every task in [0, tasks), on the calling thread and up to threads - 1 pool threads,
-// and returns when all are done. Tasks must be independent; which thread runs which task is unspecified, so
-// callers give each task a fixed piece of work (a fixed row block) to keep results independent of scheduling.
-void parallel_for(size_t tasks, unsigned threads, void (*fn)(void* ctx, size_t task), void* ctx);
+enum class PoolKind { kNormal, kBackground };
+
+// Calls fn(ctx, task) for every task in [0, tasks), on up to `threads` threads, and returns when all are done.
+// kNormal: the calling thread and up to threads - 1 pool threads (a single task, or threads <= 1, runs on
+// the caller). kBackground: up to `threads` pool threads, never the caller, whatever the count. Tasks must be
+// independent; which thread runs which task is unspecified, so callers give each task a fixed piece of work (a
+// fixed row block) to keep results independent of scheduling.
+void parallel_for(size_t tasks, unsigned threads, void (*fn)(void* ctx, size_t task), void* ctx,
+                  PoolKind kind = PoolKind::kNormal);
 
 // Threads the machine offers (std::thread::hardware_concurrency, at least 1).
 unsigned hardware_threads();
 
+// The time in nanoseconds of the fastest of a few round trips to a pool thread (hand it an empty task, wait
+// until it is done): the least an async call pays to leave the calling thread and come back.
+double round_trip_ns();
+
 // Typed convenience wrapper: fn(task) for every task.
 template <typename Fn>
-void parallel_for(size_t tasks, unsigned threads, Fn& fn) {
+void parallel_for(size_t tasks, unsigned threads, Fn& fn, PoolKind kind = PoolKind::kNormal) {
   parallel_for(
-      tasks, threads, [](void* ctx, size_t task) { (*static_cast<Fn*>(ctx))(task); }, &fn);
+      tasks, threads, [](void* ctx, size_t task) { (*static_cast<Fn*>(ctx))(task); }, &fn, kind);
 }
 
 }  // namespace rmsnorm

@@ -120,6 +120,10 @@ describe('what each kind of memory gets (in process)', () => {
   const rows = 7;
   const x = randomArray(Float32Array, rows * dim, 11);
   const w = randomArray(Float32Array, dim, 12, 0.5, 1.5);
+  // Calls of rows x dim values are small: they run inline, done before the call returns. The detach cases need a
+  // call still in flight: 2^20 values and more always run off the JavaScript thread.
+  const bigRows = Math.ceil(2 ** 20 / dim);
+  const bigX = randomArray(Float32Array, bigRows * dim, 14);
   const bits = (a: Float32Array | Float64Array | Uint16Array) =>
     Array.from(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 
@@ -127,19 +131,19 @@ describe('what each kind of memory gets (in process)', () => {
   type Growable<B> = new (bytes: number, options: { maxByteLength: number }) => B;
   const ResizableArrayBuffer = ArrayBuffer as unknown as Growable<ArrayBuffer>;
   const GrowableSharedArrayBuffer = SharedArrayBuffer as unknown as Growable<SharedArrayBuffer>;
-  const kinds: [string, () => Float32Array][] = [
-    ['ordinary ArrayBuffer', () => new Float32Array(rows * dim)],
-    ['subarray of a Node Buffer', () => new Float32Array(Buffer.alloc(rows * dim * 4 + 16).buffer, 16, rows * dim)],
+  const kinds: [string, (r?: number) => Float32Array][] = [
+    ['ordinary ArrayBuffer', (r = rows) => new Float32Array(r * dim)],
+    ['subarray of a Node Buffer', (r = rows) => new Float32Array(Buffer.alloc(r * dim * 4 + 16).buffer, 16, r * dim)],
     [
       'resizable ArrayBuffer',
-      () => new Float32Array(new ResizableArrayBuffer(rows * dim * 4, { maxByteLength: rows * dim * 8 })),
+      (r = rows) => new Float32Array(new ResizableArrayBuffer(r * dim * 4, { maxByteLength: r * dim * 8 })),
     ],
-    ['SharedArrayBuffer', () => new Float32Array(new SharedArrayBuffer(rows * dim * 4))],
+    ['SharedArrayBuffer', (r = rows) => new Float32Array(new SharedArrayBuffer(r * dim * 4))],
     [
       'growable SharedArrayBuffer',
-      () => new Float32Array(new GrowableSharedArrayBuffer(rows * dim * 4, { maxByteLength: rows * dim * 8 })),
+      (r = rows) => new Float32Array(new GrowableSharedArrayBuffer(r * dim * 4, { maxByteLength: r * dim * 8 })),
     ],
-    ['allocate()', () => allocate('float32', rows * dim)],
+    ['allocate()', (r = rows) => allocate('float32', r * dim)],
   ];
 
   it.each(kinds)('%s: every op, in place and not, the same bits as the sync form', async (_, make) => {
@@ -202,14 +206,14 @@ describe('what each kind of memory gets (in process)', () => {
   );
 
   it('a detach after the call rejects with ERR_INVALID_STATE naming the array, and writes nothing', async () => {
-    const out = new Float32Array(rows * dim).fill(9);
-    const rstd = new Float32Array(rows);
-    const p = rmsNormAsync(x.slice(), w, { out, rstd });
+    const out = new Float32Array(bigRows * dim).fill(9);
+    const rstd = new Float32Array(bigRows);
+    const p = rmsNormAsync(bigX.slice(), w, { out, rstd });
     structuredClone(rstd.buffer, { transfer: [rstd.buffer] });
     await expect(p).rejects.toMatchObject({ code: 'ERR_INVALID_STATE', message: invalidState('options.rstd').message });
     expect(out.every((v) => v === 9)).toBe(true);
     // An input detached: the output is not written either.
-    const xi = x.slice();
+    const xi = bigX.slice();
     const q = layerNormAsync(xi, w, null, { out });
     structuredClone(xi.buffer, { transfer: [xi.buffer] });
     await expect(q).rejects.toMatchObject({
@@ -225,16 +229,16 @@ describe('what each kind of memory gets (in process)', () => {
   it.each(kinds)(
     '%s as options.out, options.rstd detached mid-call: rejected; written only if used directly',
     async (name, make) => {
-      const out = make().fill(9);
-      const rstd = new Float32Array(rows);
-      const p = rmsNormAsync(x, w, { out, rstd });
+      const out = make(bigRows).fill(9);
+      const rstd = new Float32Array(bigRows);
+      const p = rmsNormAsync(bigX, w, { out, rstd });
       structuredClone(rstd.buffer, { transfer: [rstd.buffer] });
       await expect(p).rejects.toMatchObject({
         code: 'ERR_INVALID_STATE',
         message: invalidState('options.rstd').message,
       });
       const direct = nativeRequested && (name === 'allocate()' || name.includes('SharedArrayBuffer'));
-      expect(bits(out)).toEqual(direct ? bits(rmsNorm(x, w)) : bits(new Float32Array(rows * dim).fill(9)));
+      expect(bits(out)).toEqual(direct ? bits(rmsNorm(bigX, w)) : bits(new Float32Array(bigRows * dim).fill(9)));
     },
   );
 
