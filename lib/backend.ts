@@ -25,9 +25,10 @@ export function backend(): Backend {
 }
 
 /**
- * The most threads one large call may use (default: the machine's available parallelism). Calls below about
- * 1M elements always run on the calling thread. Results are bitwise the same for every setting. The
- * fallback runs on one thread whatever the setting.
+ * The most threads one large call may use (default: the machine's available parallelism). A call uses more
+ * than one only when its work outweighs the hand-off to another thread, as measured once on this machine
+ * (docs/performance.md). Results are bitwise the same for every setting. The fallback runs on one thread
+ * whatever the setting.
  */
 export function setThreads(n: number): void {
   if (typeof n !== 'number') throw invalidType('n', 'of type number', n);

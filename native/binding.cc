@@ -174,11 +174,6 @@ bool streaming_allowed() {
   return allowed;
 }
 
-// Calls below this many elements run inline on the calling thread: waking pool threads costs more than the
-// work would save: measured on a 2-core VM, waking a pool thread costs ~20-30 us, and 2 threads first win at
-// about 1M elements (256 x 4096 float32: 175 us on one thread).
-constexpr size_t kParallelMinElements = size_t(1) << 20;
-
 template <typename T, typename W>
 struct ForwardJob final : Job {
   rmsnorm::RowKernel<T, W> kernel;
@@ -186,11 +181,14 @@ struct ForwardJob final : Job {
   void Run() override {
     const size_t rows = args.rows;
     if (rows == 0) return;
-    const size_t tasks = rows * args.dim < kParallelMinElements ? 1 : (rows < threads ? rows : threads);
+    // Up to four row blocks per thread, handed out as threads come free: a pool thread that wakes late (or a
+    // core another process holds) leaves its blocks to the others instead of holding the call up.
+    const size_t want = threads <= 1 ? 1 : size_t(4) * threads;
+    const size_t tasks = rows < want ? rows : want;
     if (tasks <= 1 && pool == rmsnorm::PoolKind::kNormal) return kernel(args, 0, rows);
     // Contiguous row blocks; rows are independent, so the result is the same for any partition.
     auto block = [&](size_t t) { kernel(args, t * rows / tasks, (t + 1) * rows / tasks); };
-    rmsnorm::parallel_for(tasks, static_cast<unsigned>(tasks), block, pool);
+    rmsnorm::parallel_for(tasks, threads, block, pool);
   }
 };
 
@@ -232,8 +230,7 @@ struct BackwardJob final : Job {
       kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw ? dw + b * dim : nullptr,
              db ? db + b * dim : nullptr);
     };
-    const bool parallel = rows * dim >= kParallelMinElements && threads > 1;
-    rmsnorm::parallel_for(blocks, parallel ? threads : 1, block, pool);
+    rmsnorm::parallel_for(blocks, threads, block, pool);
     Reduce(dw, dweight, blocks);
     Reduce(db, dbias, blocks);
   }
@@ -407,13 +404,31 @@ struct AsyncCall {
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Small async calls run inline: on the JavaScript thread, before the call returns (the promise is already
-// resolved), when the work would take less time than handing it to another thread and back. Both sides are
-// measured once on this machine: the round trip to a pool thread (the fastest of a few, so a lower bound on
-// what an async call pays off-thread) and the speed of the instance's float32 rmsNorm kernel on one 4096-value
-// row (its bytes read and written over its time, the fastest of a few runs). A call is inline when the bytes of
-// its arrays (an upper bound on what it reads and writes) would take less than one round trip at that speed,
-// and never when it is large enough to be split across threads (kParallelMinElements). docs/async.md.
+// Where a call runs, from two measurements made once per process on this machine (not constants tuned on
+// one CPU): the round trip to a pool thread (the fastest of a few: a lower bound on what handing work to
+// another thread costs) and the speed of the instance's float32 rmsNorm kernel on one 4096-value row (its
+// bytes read and written over its time, the fastest of a few runs; in cache, so an upper bound on speed).
+// With W the time the call's bytes (its arrays: an upper bound on what it reads and writes) take at that speed
+// and R the round trip:
+//   - a call runs on more than one thread when W >= 2R: split in two, it then ends by (W + R) / 2 <= 0.75 W
+//     even when the helper starts a whole round trip late (and blocks go to whichever thread is free);
+//   - an async call runs inline (on the JavaScript thread, resolved when it returns) when W < R: handing it
+//     to another thread and back would take longer than doing it. docs/async.md.
+// RMSNORM_CALIBRATE=0 skips the measurements and uses fixed bounds instead (kFixedParallelMinBytes,
+// kFixedInlineMaxBytes), for runs that must not depend on them. The measurements take about 0.1-0.3 ms, at the
+// first call large enough to ask (kAskMinBytes): smaller calls never parallelize and always run inline.
+
+constexpr size_t kAskMinBytes = size_t(64) << 10;
+constexpr double kFixedParallelMinBytes = double(8 << 20);
+constexpr double kFixedInlineMaxBytes = double(64 << 10);
+
+bool calibration_allowed() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("RMSNORM_CALIBRATE");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return allowed;
+}
 
 double round_trip_ns() {
   static std::once_flag once;
@@ -488,12 +503,24 @@ class Addon : public Napi::Addon<Addon> {
  private:
   const KernelTable* table_;
   unsigned threads_;
-  double inline_max_bytes_ = -1;  // async calls of fewer bytes run inline; measured at the first async call
+  // Bytes a call moves in one round trip to a pool thread (see "Where a call runs"); measured at the first call
+  // that asks, and again after selectIsa. < 0: not yet.
+  double round_trip_bytes_ = -1;
 
+  double RoundTripBytes() {
+    if (round_trip_bytes_ < 0) round_trip_bytes_ = round_trip_ns() * kernel_bytes_per_ns(table_);
+    return round_trip_bytes_;
+  }
+  bool Parallel(const Parsed& p) {
+    if (threads_ <= 1) return false;
+    const double bytes = static_cast<double>(call_bytes(p));
+    if (bytes < kAskMinBytes) return false;
+    return bytes >= (calibration_allowed() ? 2 * RoundTripBytes() : kFixedParallelMinBytes);
+  }
   bool RunsInline(const Parsed& p) {
-    if (p.rows * p.heads * p.dim >= kParallelMinElements) return false;
-    if (inline_max_bytes_ < 0) inline_max_bytes_ = round_trip_ns() * kernel_bytes_per_ns(table_);
-    return static_cast<double>(call_bytes(p)) < inline_max_bytes_;
+    const double bytes = static_cast<double>(call_bytes(p));
+    if (bytes < kAskMinBytes) return true;
+    return bytes < (calibration_allowed() ? RoundTripBytes() : kFixedInlineMaxBytes) && !Parallel(p);
   }
 
   void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
@@ -585,9 +612,9 @@ class Addon : public Napi::Addon<Addon> {
     return nullptr;
   }
 
-  void Bind(AnyJob& job, const OpSpec& op, const Parsed& p) const {
+  void Bind(AnyJob& job, const OpSpec& op, const Parsed& p) {
     bind(job, op, table_, p);
-    job.active->threads = threads_;
+    job.active->threads = Parallel(p) ? threads_ : 1;
   }
 
   Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
@@ -609,7 +636,7 @@ class Addon : public Napi::Addon<Addon> {
            quoted("isa") + " must name an instruction set of this architecture, received '" + cap + "'");
     }
     table_ = t;
-    inline_max_bytes_ = -1;  // measured again for these kernels
+    round_trip_bytes_ = -1;  // measured again for these kernels
     return Napi::String::New(info.Env(), t->isa);
   }
 
