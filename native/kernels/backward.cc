@@ -70,11 +70,13 @@ inline typename Vec<Compute<T>>::R load_t(const T* p, size_t i, bool full, size_
 
 // Row reductions of the backward passes: K sums accumulated in the compute type over blocks of at most 8
 // vector steps per lane (so a float32 lane sum carries at most 8 roundings), each block widened to double and
-// added there. body(i, full, m, acc) adds the terms of columns [i, i+m) into acc[0..K).
+// added there. body(i, full, m, acc) adds the terms of columns [i, i+m) into acc[0..K). Four accumulator sets
+// take turns, as in the forward pass's sum of squares (so a fused sum of squares has its bits): with one, each
+// step waited on the previous step's FMA, and the pass ran at one vector per FMA latency.
 template <typename T, size_t K, typename Body>
 void blocked_row_sums(size_t n, double* out, Body body) {
   using V = Vec<Compute<T>>;
-  blocked_sums<Compute<T>, 1, K, 8>(n, out,
+  blocked_sums<Compute<T>, 4, K, 8>(n, out,
                                     [&](typename V::R* acc, size_t i, bool full, size_t m) { body(i, full, m, acc); });
 }
 
