@@ -327,6 +327,11 @@ const FLOAT_TYPES: Record<number, Readonly<CallTypes>> = {
 
 export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallTypes {
   if (data !== 3 && dtype === undefined && castMode === undefined) return FLOAT_TYPES[data] as CallTypes;
+  return precisionTypes(data, dtype, castMode);
+}
+
+/** checkTypes for a half call or one with precision options. */
+function precisionTypes(data: Kind, dtype: unknown, castMode: unknown): CallTypes {
   let code = 0;
   if (data === 3) {
     if (dtype === 'bfloat16') code = 1;
@@ -348,6 +353,10 @@ export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallT
 /** A parameter (weight, bias): x's type, or for half data Float32Array or Uint16Array, the same for all. */
 export function checkParam(name: string, v: unknown, t: CallTypes, nullable: boolean): DataArray | null {
   if (t.data !== 3) return checkKind(name, v, t.data, nullable);
+  return checkHalfParam(name, v, t, nullable);
+}
+
+function checkHalfParam(name: string, v: unknown, t: CallTypes, nullable: boolean): DataArray | null {
   if (v === null || v === undefined) {
     if (nullable) return null;
     throw invalidType(name, 'a Float32Array or Uint16Array', v);
@@ -388,6 +397,14 @@ export function checkSlotType(slot: ArraySlot, v: unknown, t: CallTypes): DataAr
  */
 export function checkSlotLength(slot: ArraySlot, a: DataArray | null, s: Sizes, stride?: number): void {
   if (!a) return;
+  // The lengths that pass, where they are exact (a dense call), first; anything else gets the full rules.
+  const L = s.layout;
+  const want = slot.length === 'dim' ? s.dim : slot.length === 'rows' ? s.rows : !L || L.dense ? s.total : -1;
+  if (a.length !== want) slotLength(slot, a, s, stride);
+}
+
+/** checkSlotLength's rules in full: an array with rows in a call with a layout, or an error. */
+function slotLength(slot: ArraySlot, a: DataArray, s: Sizes, stride?: number): void {
   if (slot.length === 'total') {
     if (s.layout && !s.layout.dense) {
       checkExtent(slot.name, a, s.layout.rows, stride ?? s.layout.rowSpan, s.layout.rowSpan);
@@ -523,6 +540,10 @@ function stridedLayout(
 /** A row stride option: the row span when absent, else an integer no smaller than the row span. */
 export function checkRowStride(name: string, v: unknown, rowSpan: number, heads: number): number {
   if (v === undefined) return rowSpan;
+  return rowStrideOption(name, v, rowSpan, heads);
+}
+
+function rowStrideOption(name: string, v: unknown, rowSpan: number, heads: number): number {
   const what = heads === 1 ? 'dim' : 'the row span: (heads - 1) * headStride + dim';
   return checkCount(name, v, rowSpan, `${rowSpan} (${what})`);
 }
