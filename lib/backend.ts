@@ -1,7 +1,7 @@
 // Which implementation runs: the native addon when it loads (lib/loader.ts), else the pure-TypeScript fallback
 // (lib/fallback.ts), and the settings of the one in use.
-import type { AsyncKernels, Converter, Kernels, NativeBinding } from '../binding';
-import { convertFallback, fallback, fallbackAsync } from './fallback';
+import type { AsyncKernels, Calibration, Converter, Kernels, NativeBinding } from '../binding';
+import { calibrationFallback, convertFallback, fallback, fallbackAsync } from './fallback';
 import { load } from './loader';
 import type { Backend } from './types';
 import { invalidType, outOfRange } from './validate';
@@ -12,6 +12,11 @@ export const binding: NativeBinding | null = loaded.binding;
 export const kernels: Kernels = binding ?? fallback;
 export const asyncKernels: AsyncKernels = binding ?? fallbackAsync;
 export const converter: Converter = binding ?? convertFallback;
+/**
+ * The calibration entry of the implementation in use: `noop(...args)` does nothing, so its time with an op's
+ * arguments is the floor under that op's call (the benchmark's reference). Not part of the public API.
+ */
+export const calibration: Calibration = binding ?? calibrationFallback;
 /** True when the native module runs: it then checks overlaps itself (see lib/ops.ts). */
 export const native = binding !== null;
 // eslint-disable-next-line @typescript-eslint/no-require-imports

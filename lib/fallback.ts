@@ -1,7 +1,7 @@
 // The pure-TypeScript implementation: the same entry points and the same algorithms as the native kernels
 // (native/kernels/), used when no native binary loads or when RMSNORM_BACKEND=js. JavaScript arithmetic is
 // float64, so float32 rows are computed entirely in double and rounded once on store.
-import type { AsyncKernels, Converter, DataArray, Kernels } from '../binding';
+import type { AsyncKernels, Calibration, Converter, DataArray, Kernels } from '../binding';
 import { allocLike, changedWhileRunning, kindOf, partialCount } from './validate';
 
 type FloatArray = Float32Array | Float64Array;
@@ -988,6 +988,11 @@ export const fallback: Kernels = {
     );
     scatter(d, dx, dxs, g);
   },
+};
+
+/** The calibration entry, as the native module's: takes any arguments, does nothing, returns undefined. */
+export const calibrationFallback: Calibration = {
+  noop() {},
 };
 
 /** The conversions of index.ts's toBFloat16 & co. */

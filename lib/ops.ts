@@ -96,7 +96,8 @@ function layoutOf(
 
 /** An output's row stride: its option when the output is given; a new output is dense (row stride rowSpan). */
 function outStride(name: string, outName: string, v: unknown, given: DataArray | null, L: Layout): number {
-  if (v !== undefined && !given) throw invalidValue(name, `applies only with ${outName} (a new array is dense)`);
+  if (v === undefined) return L.rowSpan;
+  if (!given) throw invalidValue(name, `applies only with ${outName} (a new array is dense)`);
   return checkRowStride(name, v, L.rowSpan, L.heads);
 }
 

@@ -113,33 +113,44 @@ function isDetached(a: DataArray): boolean {
   }
 }
 
+// The checks below run on every call: each keeps its passing path short and builds its error in a separate
+// function, so that V8 inlines them into the ops (a message's template counts against V8's inlining budget).
+
+function detached(name: string): TypeError {
+  return invalidValue(name, 'must not be on a detached ArrayBuffer');
+}
+
 /** x: a Float32Array, Float64Array or Uint16Array (half bits) on a live buffer; returns its kind. */
 export function checkData(name: string, v: unknown): Kind {
   const kind = kindOf(v);
   if (kind === 0) throw invalidType(name, 'a Float32Array, Float64Array or Uint16Array', v);
-  if ((v as DataArray).length === 0 && isDetached(v as DataArray)) {
-    throw invalidValue(name, 'must not be on a detached ArrayBuffer');
-  }
+  if ((v as DataArray).length === 0 && isDetached(v as DataArray)) throw detached(name);
   return kind;
+}
+
+function wrongKind(name: string, v: unknown, kind: Kind, nullable: boolean): TypeError {
+  if (v === null || v === undefined) return invalidType(name, `a ${kindName(kind)}`, v);
+  return invalidType(name, `a ${kindName(kind)} (the element type of "x")${nullable ? ' or null' : ''}`, v);
 }
 
 /** An array of the same element type as x; null/undefined allowed (as null) when `nullable`. */
 export function checkKind(name: string, v: unknown, kind: Kind, nullable: boolean): DataArray | null {
   if (v === null || v === undefined) {
     if (nullable) return null;
-    throw invalidType(name, `a ${kindName(kind)}`, v);
+    throw wrongKind(name, v, kind, nullable);
   }
-  if (kindOf(v) !== kind) {
-    throw invalidType(name, `a ${kindName(kind)} (the element type of "x")${nullable ? ' or null' : ''}`, v);
-  }
+  if (kindOf(v) !== kind) throw wrongKind(name, v, kind, nullable);
   const a = v as DataArray;
-  if (a.length === 0 && isDetached(a)) throw invalidValue(name, 'must not be on a detached ArrayBuffer');
+  if (a.length === 0 && isDetached(a)) throw detached(name);
   return a;
 }
 
+function wrongLength(name: string, a: DataArray, length: number, lengthName: string): RangeError {
+  return outOfRange(name, `have length ${length} (${lengthName})`, `length ${a.length}`);
+}
+
 export function checkLength(name: string, a: DataArray, length: number, lengthName: string): void {
-  if (a.length === length) return;
-  throw outOfRange(name, `have length ${length} (${lengthName})`, `length ${a.length}`);
+  if (a.length !== length) throw wrongLength(name, a, length, lengthName);
 }
 
 /** checkKind, then checkLength when the array is present. */
@@ -156,9 +167,12 @@ export function checkArray(
   return a;
 }
 
+// The options of a call given none: shared (only ever read), so such a call allocates no options object.
+const NO_OPTIONS = Object.freeze({});
+
 /** The options bag: undefined or null mean "all defaults" (as in Node's fs); anything else must be an object. */
 export function checkOptions<O extends object>(v: unknown): Partial<O> {
-  if (v === undefined || v === null) return {};
+  if (v === undefined || v === null) return NO_OPTIONS as Partial<O>;
   if (typeof v !== 'object' || Array.isArray(v)) throw invalidType('options', 'an object', v);
   return v as Partial<O>;
 }
@@ -170,6 +184,11 @@ function checkNumber(name: string, v: unknown): number {
 
 /** options.dim, else the length of `source` (the weight; for layerNorm the weight or else the bias). */
 export function checkDim(v: unknown, source: DataArray | null, sourceName = 'weight'): number {
+  if (v === undefined && source !== null && source.length !== 0) return source.length;
+  return dimOption(v, source, sourceName);
+}
+
+function dimOption(v: unknown, source: DataArray | null, sourceName: string): number {
   if (v === undefined) {
     if (source) {
       if (source.length === 0) throw outOfRange(sourceName, 'have length >= 1 (it sets dim)', 'length 0');
@@ -190,6 +209,11 @@ export function checkDim(v: unknown, source: DataArray | null, sourceName = 'wei
 
 export function checkEps(v: unknown): number {
   if (v === undefined) return 1e-5;
+  if (typeof v === 'number' && v >= 0 && v <= Number.MAX_VALUE) return v;
+  return epsOption(v);
+}
+
+function epsOption(v: unknown): number {
   const e = checkNumber('options.eps', v);
   if (!(e >= 0 && e <= Number.MAX_VALUE)) throw outOfRange('options.eps', 'be a finite number >= 0', String(e));
   return e;
@@ -197,6 +221,10 @@ export function checkEps(v: unknown): number {
 
 export function checkOffset(v: unknown, weight: DataArray | null): number {
   if (v === undefined) return 0;
+  return offsetOption(v, weight);
+}
+
+function offsetOption(v: unknown, weight: DataArray | null): number {
   const o = checkNumber('options.offset', v);
   if (!Number.isFinite(o)) throw outOfRange('options.offset', 'be a finite number', String(o));
   if (o !== 0 && weight === null) throw invalidValue('options.offset', 'requires a weight (weight is null)');
@@ -205,15 +233,22 @@ export function checkOffset(v: unknown, weight: DataArray | null): number {
 
 export function checkPartial(v: unknown): number {
   if (v === undefined) return 1;
+  if (typeof v === 'number' && v > 0 && v <= 1) return v;
+  return partialOption(v);
+}
+
+function partialOption(v: unknown): number {
   const p = checkNumber('options.partial', v);
   if (!(p > 0 && p <= 1)) throw outOfRange('options.partial', 'be in (0, 1]', String(p));
   return p;
 }
 
+function notRows(x: DataArray, dim: number, name: string): RangeError {
+  return outOfRange(name, `have a length that is a multiple of dim (${dim})`, `length ${x.length}`);
+}
+
 export function checkRowsMultiple(x: DataArray, dim: number, name = 'x'): number {
-  if (x.length % dim !== 0) {
-    throw outOfRange(name, `have a length that is a multiple of dim (${dim})`, `length ${x.length}`);
-  }
+  if (x.length % dim !== 0) throw notRows(x, dim, name);
   return x.length / dim;
 }
 
@@ -292,6 +327,11 @@ const FLOAT_TYPES: Record<number, Readonly<CallTypes>> = {
 
 export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallTypes {
   if (data !== 3 && dtype === undefined && castMode === undefined) return FLOAT_TYPES[data] as CallTypes;
+  return precisionTypes(data, dtype, castMode);
+}
+
+/** checkTypes for a half call or one with precision options. */
+function precisionTypes(data: Kind, dtype: unknown, castMode: unknown): CallTypes {
   let code = 0;
   if (data === 3) {
     if (dtype === 'bfloat16') code = 1;
@@ -313,6 +353,10 @@ export function checkTypes(data: Kind, dtype: unknown, castMode: unknown): CallT
 /** A parameter (weight, bias): x's type, or for half data Float32Array or Uint16Array, the same for all. */
 export function checkParam(name: string, v: unknown, t: CallTypes, nullable: boolean): DataArray | null {
   if (t.data !== 3) return checkKind(name, v, t.data, nullable);
+  return checkHalfParam(name, v, t, nullable);
+}
+
+function checkHalfParam(name: string, v: unknown, t: CallTypes, nullable: boolean): DataArray | null {
   if (v === null || v === undefined) {
     if (nullable) return null;
     throw invalidType(name, 'a Float32Array or Uint16Array', v);
@@ -353,6 +397,14 @@ export function checkSlotType(slot: ArraySlot, v: unknown, t: CallTypes): DataAr
  */
 export function checkSlotLength(slot: ArraySlot, a: DataArray | null, s: Sizes, stride?: number): void {
   if (!a) return;
+  // The lengths that pass, where they are exact (a dense call), first; anything else gets the full rules.
+  const L = s.layout;
+  const want = slot.length === 'dim' ? s.dim : slot.length === 'rows' ? s.rows : !L || L.dense ? s.total : -1;
+  if (a.length !== want) slotLength(slot, a, s, stride);
+}
+
+/** checkSlotLength's rules in full: an array with rows in a call with a layout, or an error. */
+function slotLength(slot: ArraySlot, a: DataArray, s: Sizes, stride?: number): void {
   if (slot.length === 'total') {
     if (s.layout && !s.layout.dense) {
       checkExtent(slot.name, a, s.layout.rows, stride ?? s.layout.rowSpan, s.layout.rowSpan);
@@ -446,6 +498,17 @@ export function checkLayout(
     const rows = checkRowsMultiple(first, dim, firstName);
     return { rows, heads: 1, headStride: dim, rowSpan: dim, stride: dim, dense };
   }
+  return stridedLayout(o, strideOption, dim, first, firstName, strideName);
+}
+
+function stridedLayout(
+  o: LayoutOptions,
+  strideOption: unknown,
+  dim: number,
+  first: DataArray,
+  firstName: string,
+  strideName: string,
+): Layout {
   let heads = 1;
   if (o.heads !== undefined) {
     heads = checkCount('options.heads', o.heads, 1, '1');
@@ -471,12 +534,16 @@ export function checkLayout(
     rows = first.length < rowSpan ? 0 : Math.floor((first.length - rowSpan) / stride) + 1;
   }
   if (rows * heads > Number.MAX_SAFE_INTEGER) throw outOfRange('options.rows', 'be smaller', String(rows));
-  return { rows, heads, headStride, rowSpan, stride, dense };
+  return { rows, heads, headStride, rowSpan, stride, dense: false };
 }
 
 /** A row stride option: the row span when absent, else an integer no smaller than the row span. */
 export function checkRowStride(name: string, v: unknown, rowSpan: number, heads: number): number {
   if (v === undefined) return rowSpan;
+  return rowStrideOption(name, v, rowSpan, heads);
+}
+
+function rowStrideOption(name: string, v: unknown, rowSpan: number, heads: number): number {
   const what = heads === 1 ? 'dim' : 'the row span: (heads - 1) * headStride + dim';
   return checkCount(name, v, rowSpan, `${rowSpan} (${what})`);
 }

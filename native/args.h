@@ -38,7 +38,10 @@ enum class Type : uint8_t { kF32, kF64, kU16 };
 inline const char* type_name(Type t) {
   return t == Type::kF64 ? "Float64Array" : t == Type::kF32 ? "Float32Array" : "Uint16Array";
 }
-inline size_t type_size(Type t) { return t == Type::kF64 ? 8 : t == Type::kF32 ? 4 : 2; }
+inline size_t type_size(Type t) {
+  constexpr size_t kSize[] = {4, 8, 2};  // by Type: kF32, kF64, kU16
+  return kSize[static_cast<size_t>(t)];
+}
 
 // The number of arguments an op takes: its arrays, then its scalars.
 inline size_t n_scalars(const OpSpec& op) { return op.scalars.size(); }
@@ -54,11 +57,13 @@ inline size_t role_index(Role r) { return static_cast<size_t>(r); }
 // ---------------------------------------------------------------------------------------------------------
 // Arguments as read, and as checked
 
+// type, length and data are meaningful only when present (every reader checks it first), so they are left
+// uninitialized: a Parsed is built on every call, and zeroing all its arrays cost more than reading them.
 struct ArrayArg {
   bool present = false;
-  Type type = Type::kF32;
-  size_t length = 0;
-  void* data = nullptr;
+  Type type;
+  size_t length;
+  void* data;
   size_t bytes() const { return length * type_size(type); }
 };
 
@@ -186,6 +191,49 @@ inline std::string length_name(Len len, const OpSpec& op) {
   return len == Len::kTotal ? std::string(op.slots[0].name) + ".length" : len == Len::kDim ? "dim" : "rows * heads";
 }
 
+// The rules of a call's layout (check() applies them to every call with one): heads >= 1, headStride >= dim,
+// a layout that fits in a size_t, every row stride >= the row span, and every array with rows holding its extent.
+// Sets p.row_span. Returns false and fills `e` with the first rule broken.
+inline bool check_layout(const Slot* slots, size_t n_slots, Parsed& p, Error& e) {
+  auto fail = [&e](const char* code, std::string message, bool range = false) {
+    e.code = code;
+    e.message = std::move(message);
+    e.range = range;
+    return false;
+  };
+  const char* kRange = "ERR_OUT_OF_RANGE";
+  if (p.heads < 1) return fail(kRange, quoted("options.heads") + " must be an integer >= 1", true);
+  if (p.head_stride < p.dim) {
+    return fail(kRange, quoted("options.headStride") + " must be an integer >= " + std::to_string(p.dim) + " (dim)",
+                true);
+  }
+  size_t span;
+  if (__builtin_mul_overflow(p.heads - 1, p.head_stride, &span) || __builtin_add_overflow(span, p.dim, &span) ||
+      __builtin_mul_overflow(p.rows, p.heads, &span) /* rows * heads must fit too */) {
+    return fail(kRange, quoted("options.heads") + " must give a layout that fits in memory", true);
+  }
+  p.row_span = (p.heads - 1) * p.head_stride + p.dim;
+  for (size_t i = 0; i < n_slots; ++i) {
+    const ArrayArg& a = p[slots[i].role];
+    if (slots[i].len != Len::kTotal || !a.present) continue;
+    const size_t stride = p.stride[role_index(slots[i].role)];
+    if (stride < p.row_span) {
+      return fail(kRange,
+                  quoted(slots[i].name) + " must have a row stride >= " + std::to_string(p.row_span) +
+                      " (the row span), received " + std::to_string(stride),
+                  true);
+    }
+    size_t extent = 0;
+    if (!layout_extent(p.rows, stride, p.row_span, &extent) || a.length < extent) {
+      return fail(kRange,
+                  quoted(slots[i].name) + " must have length at least " + std::to_string(extent) +
+                      " (its layout), received length " + std::to_string(a.length),
+                  true);
+    }
+  }
+  return true;
+}
+
 // Applies every rule of `op` to `raw` in order. Returns true and fills `p` (default-constructed by the caller),
 // or returns false and fills `e` with the first rule broken.
 inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
@@ -199,6 +247,9 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   const char* kRange = "ERR_OUT_OF_RANGE";
   const char* kValue = "ERR_INVALID_ARG_VALUE";
   const size_t n_slots = op.slots.size();
+  // Read through plain pointers: the compiler then need not reload the vectors after each write to p.
+  const Slot* const slots = op.slots.data();
+  const Scalar* const scalars = op.scalars.data();
   // A dense call may leave out the layout scalars: x is then rows × dim and every array with rows dense.
   const bool dense = raw.argc == arity(op) - op.n_layout;
   if (raw.argc != arity(op) && !dense) {
@@ -208,22 +259,22 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   const size_t n_given = raw.argc - n_slots;
   for (size_t i = 0; i < n_slots; ++i) {
     const RawArray& r = raw.arrays[i];
-    const char* name = op.slots[i].name;
+    const char* name = slots[i].name;
     if (r.kind == RawArray::kTyped) {
       if (r.length == 0 && r.detached) return fail(kValue, quoted(name) + " must not be on a detached ArrayBuffer");
-      ArrayArg& a = p[op.slots[i].role];
+      ArrayArg& a = p[slots[i].role];
       a.present = true;
       a.type = r.type;
       a.length = r.length;
       a.data = r.data;
-    } else if (!(r.kind == RawArray::kNullish && op.slots[i].nullable)) {
+    } else if (!(r.kind == RawArray::kNullish && slots[i].nullable)) {
       return fail(kType, quoted(name) + " must be a Float32Array, Float64Array or Uint16Array");
     }
   }
   // The scalars, in the op's order: each of its JavaScript type, then its own range.
   double dtype = 0, cast = 0;
   for (size_t s = 0; s < n_given; ++s) {
-    const Scalar kind = op.scalars[s];
+    const Scalar kind = scalars[s];
     const RawScalar& r = raw.scalars[s];
     const char* name = kScalarName[static_cast<size_t>(kind)];
     if (!r.ok) {
@@ -282,7 +333,7 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
     }
   }
 
-  const ArrayArg& first = p[op.slots[0].role];
+  const ArrayArg& first = p[slots[0].role];
   p.data = first.type;
   const bool half = first.type == Type::kU16;
   if (half ? !(dtype == kBFloat16 || dtype == kFloat16) : dtype != kNoDType) {
@@ -296,9 +347,9 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
   p.param = first.type;
   bool param_seen = false;
   for (size_t i = 1; i < n_slots; ++i) {
-    const ArrayArg& a = p[op.slots[i].role];
+    const ArrayArg& a = p[slots[i].role];
     if (!a.present) continue;
-    const Elem el = op.slots[i].elem;
+    const Elem el = slots[i].elem;
     Type want = el == Elem::kStat ? stat : first.type;
     if (el == Elem::kParam && half) {
       // float32 or the half type, the same for every parameter of the call.
@@ -307,15 +358,14 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
       param_seen = true;
     }
     if (a.type != want) {
-      return fail(kType,
-                  quoted(op.slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
+      return fail(kType, quoted(slots[i].name) + " must be a " + type_name(want) + ", received a " + type_name(a.type));
     }
   }
   if (dense) {
     // x.length must be a whole number of rows, and every array with rows exactly as long.
     if (first.length % p.dim != 0) {
       return fail(kRange,
-                  quoted(op.slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
+                  quoted(slots[0].name) + " must have a length that is a multiple of dim (" + std::to_string(p.dim) +
                       "), received length " + std::to_string(first.length),
                   true);
     }
@@ -323,73 +373,48 @@ inline bool check(const OpSpec& op, const RawArgs& raw, Parsed& p, Error& e) {
     p.heads = 1;
     p.head_stride = p.dim;
     for (size_t i = 0; i < n_slots; ++i) {
-      const ArrayArg& a = p[op.slots[i].role];
-      if (op.slots[i].len != Len::kTotal) continue;
-      p.stride[role_index(op.slots[i].role)] = p.dim;
+      const ArrayArg& a = p[slots[i].role];
+      if (slots[i].len != Len::kTotal) continue;
+      p.stride[role_index(slots[i].role)] = p.dim;
       if (a.present && a.length != first.length) {
         return fail(kRange,
-                    quoted(op.slots[i].name) + " must have length " + std::to_string(first.length) + " (" +
+                    quoted(slots[i].name) + " must have length " + std::to_string(first.length) + " (" +
                         length_name(Len::kTotal, op) + "), received length " + std::to_string(a.length),
                     true);
       }
     }
   }
   // The layout: heads >= 1, headStride >= dim, every row stride >= the row span, and every array with rows
-  // holds its extent.
-  if (p.heads < 1) return fail(kRange, quoted("options.heads") + " must be an integer >= 1", true);
-  if (p.head_stride < p.dim) {
-    return fail(kRange, quoted("options.headStride") + " must be an integer >= " + std::to_string(p.dim) + " (dim)",
-                true);
-  }
-  size_t span;
-  if (__builtin_mul_overflow(p.heads - 1, p.head_stride, &span) || __builtin_add_overflow(span, p.dim, &span) ||
-      __builtin_mul_overflow(p.rows, p.heads, &span) /* rows * heads must fit too */) {
-    return fail(kRange, quoted("options.heads") + " must give a layout that fits in memory", true);
-  }
-  p.row_span = (p.heads - 1) * p.head_stride + p.dim;
-  for (size_t i = 0; i < n_slots; ++i) {
-    const ArrayArg& a = p[op.slots[i].role];
-    if (op.slots[i].len != Len::kTotal || !a.present) continue;
-    const size_t stride = p.stride[role_index(op.slots[i].role)];
-    if (stride < p.row_span) {
-      return fail(kRange,
-                  quoted(op.slots[i].name) + " must have a row stride >= " + std::to_string(p.row_span) +
-                      " (the row span), received " + std::to_string(stride),
-                  true);
-    }
-    size_t extent = 0;
-    if (!layout_extent(p.rows, stride, p.row_span, &extent) || a.length < extent) {
-      return fail(kRange,
-                  quoted(op.slots[i].name) + " must have length at least " + std::to_string(extent) +
-                      " (its layout), received length " + std::to_string(a.length),
-                  true);
-    }
-  }
+  // holds its extent. A dense call meets all of it by construction (one head, every row stride dim, every array
+  // with rows exactly rows * dim long, as checked above), so only a call with a layout is checked here.
+  p.row_span = p.dim;
+  if (!dense && !check_layout(slots, n_slots, p, e)) return false;
   for (size_t i = 1; i < n_slots; ++i) {
-    const ArrayArg& a = p[op.slots[i].role];
-    if (op.slots[i].len == Len::kTotal) continue;
-    const size_t want = expected_length(op.slots[i].len, p, first.length);
+    const ArrayArg& a = p[slots[i].role];
+    if (slots[i].len == Len::kTotal) continue;
+    const size_t want = expected_length(slots[i].len, p, first.length);
     if (a.present && a.length != want) {
       return fail(kRange,
-                  quoted(op.slots[i].name) + " must have length " + std::to_string(want) + " (" +
-                      length_name(op.slots[i].len, op) + "), received length " + std::to_string(a.length),
+                  quoted(slots[i].name) + " must have length " + std::to_string(want) + " (" +
+                      length_name(slots[i].len, op) + "), received length " + std::to_string(a.length),
                   true);
     }
   }
   // Outputs must not overlap any other array, except the one they may be in place on.
   for (size_t o = 0; o < n_slots; ++o) {
-    if (!op.slots[o].output) continue;
-    const ArrayArg& out = p[op.slots[o].role];
+    if (!slots[o].output) continue;
+    const ArrayArg& out = p[slots[o].role];
     if (!out.present) continue;
-    const Footprint fo = footprint(out, op.slots[o], p);
     for (size_t i = 0; i < n_slots; ++i) {
-      const ArrayArg& other = p[op.slots[i].role];
+      const ArrayArg& other = p[slots[i].role];
       if (i == o || !other.present || !overlaps(out, other)) continue;
-      const Footprint fi = footprint(other, op.slots[i], p);
+      // Only arrays whose whole extents meet are compared by their footprints.
+      const Footprint fo = footprint(out, slots[o], p);
+      const Footprint fi = footprint(other, slots[i], p);
       if (!footprints_overlap(fo, fi)) continue;
-      const bool same_ok = op.slots[o].same_ok == static_cast<int>(i);
+      const bool same_ok = slots[o].same_ok == static_cast<int>(i);
       if (same_ok && same_view(out, other) && fo.stride == fi.stride) continue;
-      return fail(kValue, quoted(op.slots[o].name) + " must not overlap \"" + op.slots[i].name + "\"" +
+      return fail(kValue, quoted(slots[o].name) + " must not overlap \"" + slots[i].name + "\"" +
                               (same_ok ? " unless it is exactly the same view (in place)" : ""));
     }
   }

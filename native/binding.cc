@@ -496,6 +496,7 @@ class Addon : public Napi::Addon<Addon> {
     Export(env, exports, "rmsNormBackwardAsync", &Addon::Async<kRmsNormBackward>);
     Export(env, exports, "layerNormBackwardAsync", &Addon::Async<kLayerNormBackward>);
     Export(env, exports, "allocate", &Addon::Allocate);
+    Export(env, exports, "noop", &Addon::Noop);
   }
 
   static constexpr unsigned kMaxThreads = 1024;
@@ -594,6 +595,10 @@ class Addon : public Napi::Addon<Addon> {
     }
     return nullptr;
   }
+
+  // noop(...): the calibration entry. It takes any arguments, reads none of them and returns undefined: the cost of
+  // a call into the addon with a given argument list, the floor under the cost of an op's call with the same list.
+  static napi_value Noop(napi_env, napi_callback_info) { return nullptr; }
 
   // allocate(bytes): a zero-filled ArrayBuffer whose memory async calls use directly.
   static napi_value Allocate(napi_env env, napi_callback_info cbinfo) {

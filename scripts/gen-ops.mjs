@@ -67,7 +67,15 @@ export interface Converter {
   convert(direction: number, src: Float32Array | Uint16Array, out: Float32Array | Uint16Array): void;
 }
 
-export interface NativeBinding extends Kernels, AsyncKernels, Converter {
+/**
+ * The calibration entry: not part of the package's API. It takes any arguments (a benchmark passes those of an
+ * op's call), reads none of them, does no work and returns undefined, so its time is the floor under an op's.
+ */
+export interface Calibration {
+  noop(...args: unknown[]): void;
+}
+
+export interface NativeBinding extends Kernels, AsyncKernels, Converter, Calibration {
   /** Set the most threads a large call may use (1..1024). */
   setThreads(n: number): void;
   /** The current thread setting. */

@@ -1,6 +1,7 @@
 // rmsNorm against the float64 reference, on every backend (see vitest.config.mts).
 import { describe, expect, it } from 'vitest';
 import { backend, rmsNorm } from '../dist/index.js';
+import { binding, calibration } from '../dist/backend.js';
 import { fallback } from '../dist/fallback.js';
 import { maxUlpError, randomArray, referenceRmsNorm, rng, type FloatArray } from './reference';
 import { expectedIsa, nativeRequested } from './setup';
@@ -212,5 +213,24 @@ describe('the backend in use and the fallback kernels agree', () => {
         expect(maxUlpError(native, js, scale)).toBeLessThanOrEqual(2 * budget(T));
       }
     }
+  });
+});
+
+// The binding's calibration entry (not public API): the benchmark times it with an op's arguments as the floor
+// under that op's call, so it must exist on every backend, accept any arguments, and do nothing.
+describe('the calibration entry noop', () => {
+  it("exists on the backend in use, returns undefined for rmsNorm's arguments and writes nothing", () => {
+    expect(typeof calibration.noop).toBe('function');
+    if (nativeRequested) expect(binding?.noop).toBe(calibration.noop);
+    else expect(binding).toBeNull();
+    const x = randomArray(Float32Array, 16, 3);
+    const w = randomArray(Float32Array, 16, 4);
+    const out = new Float32Array(16).fill(7);
+    // The 11 arguments of a dense rmsNorm call, as lib/ops.gen.ts passes them to the kernels.
+    expect(calibration.noop(x, w, null, out, null, 16, 1e-5, 0, 1, 0, 0)).toBeUndefined();
+    expect(Array.from(out)).toEqual(new Array<number>(16).fill(7));
+    // Any arguments at all, none read.
+    expect(calibration.noop()).toBeUndefined();
+    expect(calibration.noop('not an array', {}, -1, ...new Array<number>(40).fill(NaN))).toBeUndefined();
   });
 });
