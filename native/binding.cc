@@ -416,11 +416,15 @@ struct AsyncCall {
 //     to another thread and back would take longer than doing it. docs/async.md.
 // RMSNORM_CALIBRATE=0 skips the measurements and uses fixed bounds instead (kFixedParallelMinBytes,
 // kFixedInlineMaxBytes), for runs that must not depend on them. The measurements take about 0.1-0.3 ms, at the
-// first call large enough to ask (kAskMinBytes): smaller calls never parallelize and always run inline.
+// first call large enough to ask (kAskMinBytes): smaller calls never parallelize and always run inline; calls
+// of kInlineCapBytes and more never run inline.
 
 constexpr size_t kAskMinBytes = size_t(64) << 10;
 constexpr double kFixedParallelMinBytes = double(8 << 20);
 constexpr double kFixedInlineMaxBytes = double(64 << 10);
+// However the measurements come out (a round trip measured on a machine under heavy load can be long), an async
+// call of this many bytes or more goes off-thread: it bounds what an inline call can hold the event loop up for.
+constexpr double kInlineCapBytes = double(1 << 20);
 
 bool calibration_allowed() {
   static const bool allowed = [] {
@@ -521,6 +525,7 @@ class Addon : public Napi::Addon<Addon> {
   bool RunsInline(const Parsed& p) {
     const double bytes = static_cast<double>(call_bytes(p));
     if (bytes < kAskMinBytes) return true;
+    if (bytes >= kInlineCapBytes) return false;
     return bytes < (calibration_allowed() ? RoundTripBytes() : kFixedInlineMaxBytes) && !Parallel(p);
   }
 
