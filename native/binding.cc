@@ -404,23 +404,27 @@ struct AsyncCall {
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Where a call runs, from two measurements made once per process on this machine (not constants tuned on
-// one CPU): the round trip to a pool thread (the fastest of a few: a lower bound on what handing work to
-// another thread costs) and the speed of the instance's float32 rmsNorm kernel on one 4096-value row (its
-// bytes read and written over its time, the fastest of a few runs; in cache, so an upper bound on speed).
-// With W the time the call's bytes (its arrays: an upper bound on what it reads and writes) take at that speed
-// and R the round trip:
-//   - a call runs on more than one thread when W >= 2R: split in two, it then ends by (W + R) / 2 <= 0.75 W
-//     even when the helper starts a whole round trip late (and blocks go to whichever thread is free);
-//   - an async call runs inline (on the JavaScript thread, resolved when it returns) when W < R: handing it
-//     to another thread and back would take longer than doing it. docs/async.md.
+// Where a call runs, from measurements made once per process on this machine (not constants tuned on one
+// CPU): round trips to a pool thread (the fastest of a few: a lower bound on what handing work to another
+// thread costs), to a thread still spinning after its last job (Rh: a call right after another) and to a
+// blocked one (Rb: a call after a pause), and the speed of the instance's float32 rmsNorm kernel on one
+// 4096-value row (its bytes read and written over its time, the fastest of a few runs; in cache, so an upper
+// bound on speed). With W the time the call's bytes (its arrays: an upper bound on what it reads and writes)
+// take at that speed:
+//   - a call runs on more than one thread when W >= 2 Rh (and its arrays hold at least kParallelMinBytes): row
+//     blocks go to whichever thread is free, so a helper that is slow to wake costs the caller only the wake-up
+//     call and at most the block it took last, and an awake one halves the time;
+//   - an async call runs inline (on the JavaScript thread, resolved when it returns) when W < Rb: handing it
+//     to another thread and back would take longer than doing it (an async call pays far more: libuv's queue
+//     and the event loop's wake-up). docs/async.md.
 // RMSNORM_CALIBRATE=0 skips the measurements and uses fixed bounds instead (kFixedParallelMinBytes,
-// kFixedInlineMaxBytes), for runs that must not depend on them. The measurements take about 0.1-0.3 ms, at the
+// kFixedInlineMaxBytes), for runs that must not depend on them. The measurements take about 1 ms, at the
 // first call large enough to ask (kAskMinBytes): smaller calls never parallelize and always run inline; calls
 // of kInlineCapBytes and more never run inline.
 
 constexpr size_t kAskMinBytes = size_t(64) << 10;
 constexpr double kFixedParallelMinBytes = double(8 << 20);
+constexpr double kParallelMinBytes = double(256 << 10);
 constexpr double kFixedInlineMaxBytes = double(64 << 10);
 // However the measurements come out (a round trip measured on a machine under heavy load can be long), an async
 // call of this many bytes or more goes off-thread: it bounds what an inline call can hold the event loop up for.
@@ -434,11 +438,16 @@ bool calibration_allowed() {
   return allowed;
 }
 
-double round_trip_ns() {
+// The round trip to a pool thread that is blocked (a call after a pause), and to one still spinning after its
+// last job (a call right after another).
+double round_trip_ns(bool blocked) {
   static std::once_flag once;
-  static double ns = 0;
-  std::call_once(once, [] { ns = rmsnorm::round_trip_ns(); });
-  return ns;
+  static double ns[2] = {0, 0};
+  std::call_once(once, [] {
+    ns[0] = rmsnorm::round_trip_ns(false);
+    ns[1] = rmsnorm::round_trip_ns(true);
+  });
+  return ns[blocked ? 1 : 0];
 }
 
 // Bytes the kernels of `t` move per nanosecond on a 4096-value float32 row (x read, out written).
@@ -510,23 +519,24 @@ class Addon : public Napi::Addon<Addon> {
   unsigned threads_;
   // Bytes a call moves in one round trip to a pool thread (see "Where a call runs"); measured at the first call
   // that asks, and again after selectIsa. < 0: not yet.
-  double round_trip_bytes_ = -1;
+  double kernel_bytes_per_ns_ = -1;
 
-  double RoundTripBytes() {
-    if (round_trip_bytes_ < 0) round_trip_bytes_ = round_trip_ns() * kernel_bytes_per_ns(table_);
-    return round_trip_bytes_;
+  // Bytes the kernel moves in one round trip to a blocked (or a spinning) pool thread.
+  double RoundTripBytes(bool blocked) {
+    if (kernel_bytes_per_ns_ < 0) kernel_bytes_per_ns_ = kernel_bytes_per_ns(table_);
+    return round_trip_ns(blocked) * kernel_bytes_per_ns_;
   }
   bool Parallel(const Parsed& p) {
     if (threads_ <= 1) return false;
     const double bytes = static_cast<double>(call_bytes(p));
-    if (bytes < kAskMinBytes) return false;
-    return bytes >= (calibration_allowed() ? 2 * RoundTripBytes() : kFixedParallelMinBytes);
+    if (bytes < kParallelMinBytes) return false;
+    return bytes >= (calibration_allowed() ? 2 * RoundTripBytes(false) : kFixedParallelMinBytes);
   }
   bool RunsInline(const Parsed& p) {
     const double bytes = static_cast<double>(call_bytes(p));
     if (bytes < kAskMinBytes) return true;
     if (bytes >= kInlineCapBytes) return false;
-    return bytes < (calibration_allowed() ? RoundTripBytes() : kFixedInlineMaxBytes) && !Parallel(p);
+    return bytes < (calibration_allowed() ? RoundTripBytes(true) : kFixedInlineMaxBytes) && !Parallel(p);
   }
 
   void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
@@ -646,7 +656,7 @@ class Addon : public Napi::Addon<Addon> {
            quoted("isa") + " must name an instruction set of this architecture, received '" + cap + "'");
     }
     table_ = t;
-    round_trip_bytes_ = -1;  // measured again for these kernels
+    kernel_bytes_per_ns_ = -1;  // measured again for these kernels
     return Napi::String::New(info.Env(), t->isa);
   }
 

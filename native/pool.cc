@@ -55,8 +55,40 @@ struct Job {
   std::atomic<size_t> next{0};  // next task to hand out
   std::atomic<size_t> done{0};  // tasks finished
   unsigned helpers_wanted;      // pool threads that may still join (guarded by the pool's mutex)
-  unsigned users = 0;           // pool threads inside this job now (guarded by the pool's mutex)
+  // Pool threads inside this job now: raised under the pool's mutex when a thread joins, lowered without it when
+  // one leaves (the thread touches the job no more after that), so the caller can spin on it.
+  std::atomic<unsigned> users{0};
 };
+
+// One pause of a spin-wait: lets the sibling hyperthread run, and costs the memory bus nothing.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until done() or about `ns` nanoseconds have passed; true when done() held.
+template <typename Done>
+bool spin_until(Done done, long long ns) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::nanoseconds(ns);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= end) return done();
+  }
+}
+
+// How long a thread of the normal pool keeps watching for the next job after finishing one, and how long a caller
+// watches for its helpers to finish, before blocking. Waking a blocked thread costs a system call and, on a
+// virtual machine whose idle vCPU was handed back to the host, tens of microseconds or more: back-to-back calls
+// (the layers of a model) then find their helpers awake, as OpenMP's spinning threads are (its default spin is
+// longer). The background pool never spins: its threads run at idle priority.
+constexpr long long kWorkerSpinNs = 100000;
+constexpr long long kCallerSpinNs = 200000;
 
 class Pool {
  public:
@@ -87,23 +119,36 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       grow(helpers);
       queue_.push_back(&job);
-    }
-    if (helpers == 1) {
-      work_available_.notify_one();
-    } else {
-      work_available_.notify_all();
-    }
-    if (caller_works) work_on(job);
-    // Our own share is done (or none was ours): wait for tasks still running elsewhere, then make sure no pool
-    // thread can pick the job up again (it lives on this stack).
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      if (!caller_works) {
-        job_done_.wait(lock, [&] { return job.done.load(std::memory_order_acquire) == job.tasks; });
+      epoch_.fetch_add(1, std::memory_order_release);
+      // Blocked threads need a notification; spinning ones see the epoch move.
+      if (sleepers_ > 0) {
+        if (helpers == 1) {
+          work_available_.notify_one();
+        } else {
+          work_available_.notify_all();
+        }
       }
-      remove(&job);
-      job_done_.wait(lock, [&] { return job.done.load(std::memory_order_acquire) == job.tasks && job.users == 0; });
     }
+    auto finished = [&] {
+      return job.done.load(std::memory_order_acquire) == job.tasks && job.users.load(std::memory_order_acquire) == 0;
+    };
+    if (caller_works) {
+      work_on(job);
+      // Our own share is done: make sure no pool thread can join the job again (it lives on this stack), then
+      // wait for tasks still running elsewhere: briefly spinning, then blocked.
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        remove(&job);
+      }
+      if (spin_until(finished, kCallerSpinNs)) return;
+      std::unique_lock<std::mutex> lock(mutex_);
+      job_done_.wait(lock, finished);
+      return;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    job_done_.wait(lock, [&] { return job.done.load(std::memory_order_acquire) == job.tasks; });
+    remove(&job);
+    job_done_.wait(lock, finished);
   }
 
  private:
@@ -115,6 +160,8 @@ class Pool {
   std::condition_variable job_done_;
   std::deque<Job*> queue_;
   size_t threads_ = 0;
+  unsigned sleepers_ = 0;                // threads blocked on work_available_ (guarded by mutex_)
+  std::atomic<unsigned long> epoch_{0};  // bumped whenever a job is queued
 
   void grow(size_t wanted) {
     for (; threads_ < wanted; ++threads_) std::thread([this] { worker(); }).detach();
@@ -147,14 +194,27 @@ class Pool {
     if (background_) lower_priority();
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      work_available_.wait(lock, [&] { return pick() != nullptr; });
       Job* job = pick();
+      if (!job && !background_) {
+        // Watch for the next job a while before blocking (kWorkerSpinNs).
+        const unsigned long seen = epoch_.load(std::memory_order_acquire);
+        lock.unlock();
+        spin_until([&] { return epoch_.load(std::memory_order_acquire) != seen; }, kWorkerSpinNs);
+        lock.lock();
+        job = pick();
+      }
+      if (!job) {
+        ++sleepers_;
+        work_available_.wait(lock, [&] { return pick() != nullptr; });
+        --sleepers_;
+        job = pick();
+      }
       --job->helpers_wanted;
-      ++job->users;
+      job->users.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
       work_on(*job);
+      job->users.fetch_sub(1, std::memory_order_acq_rel);  // the job may be gone from here on
       lock.lock();
-      --job->users;
       job_done_.notify_all();
     }
   }
@@ -179,7 +239,7 @@ unsigned hardware_threads() {
   return n == 0 ? 1 : n;
 }
 
-double round_trip_ns() {
+double round_trip_ns(bool blocked) {
   // Measured with a thread of normal priority: the cost of the hand-off itself, not of waiting for a core that
   // other processes hold (which a busy machine would add to the background pool's figure).
   Pool& pool = Pool::instance(PoolKind::kNormal);
@@ -187,6 +247,8 @@ double round_trip_ns() {
   pool.run(1, 1, nothing, nullptr, false);  // starts the thread
   double best = 0;
   for (int i = 0; i < 5; ++i) {
+    // blocked: past its spin, so that the hand-off measured is that of a call after a pause.
+    if (blocked) std::this_thread::sleep_for(std::chrono::nanoseconds(kWorkerSpinNs + 50000));
     const auto t0 = std::chrono::steady_clock::now();
     pool.run(1, 1, nothing, nullptr, false);
     const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();

@@ -26,9 +26,10 @@ void parallel_for(size_t tasks, unsigned threads, void (*fn)(void* ctx, size_t t
 // Threads the machine offers (std::thread::hardware_concurrency, at least 1).
 unsigned hardware_threads();
 
-// The time in nanoseconds of the fastest of a few round trips to a pool thread (hand it an empty task, wait
-// until it is done): the least an async call pays to leave the calling thread and come back.
-double round_trip_ns();
+// The time in nanoseconds of the fastest of a few round trips to a thread of the normal pool (hand it an empty
+// task, wait until it is done): to one blocked since its last job (`blocked`: the least an async call pays to
+// leave the calling thread and come back), or to one still spinning after it (a call right after another).
+double round_trip_ns(bool blocked);
 
 // Typed convenience wrapper: fn(task) for every task.
 template <typename Fn>
