@@ -221,14 +221,14 @@ struct BackwardJob final : Job {
     const size_t blocks = by_rows < kMaxBlocks ? by_rows : kMaxBlocks;
     double* dw = nullptr;
     double* db = nullptr;
-    if (blocks > 0 && (dweight || dbias)) {
+    // Both sums always have room, wanted or not: the kernel's column loop then never tests for them.
+    if (blocks > 0) {
       std::vector<double>& scratch = Scratch(2 * blocks * dim);
-      dw = dweight ? scratch.data() : nullptr;
-      db = dbias ? scratch.data() + blocks * dim : nullptr;
+      dw = scratch.data();
+      db = scratch.data() + blocks * dim;
     }
     auto block = [&](size_t b) {
-      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw ? dw + b * dim : nullptr,
-             db ? db + b * dim : nullptr);
+      kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw + b * dim, db + b * dim);
     };
     rmsnorm::parallel_for(blocks, threads, block, pool);
     Reduce(dw, dweight, blocks);

@@ -11,7 +11,7 @@
 #include "entry.h"
 #include "numerics.h"
 
-#include <vector>
+#include <cstdlib>
 
 namespace {
 
@@ -426,12 +426,15 @@ struct LnBackward {
 template <typename Op, typename T, typename W>
 void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
   if (r0 >= r1) return;
-  // Sums nobody asked for go to scratch, so the column loop never tests for them.
-  thread_local std::vector<double> unused;
+  // Sums nobody asked for go to scratch, so the column loop never tests for them. The binding always passes
+  // both (its scratch); this is for other callers. (malloc, not std::vector: a library template instantiated
+  // in an ISA object could be picked by the linker for baseline code; scripts/check-baseline.mjs.)
+  double* unused = nullptr;
   if (!dw || !db) {
-    if (unused.size() < a.dim) unused.resize(a.dim);
-    if (!dw) dw = unused.data();
-    if (!db) db = unused.data();
+    unused = static_cast<double*>(std::malloc(a.dim * sizeof(double)));
+    if (!unused) return;
+    if (!dw) dw = unused;
+    if (!db) db = unused;
   }
   size_t r = r0;
   if (r + kGroup <= r1) {
@@ -444,6 +447,7 @@ void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, d
   for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup, false>(a, r, dw, db, r1);
   for (; r < r1; ++r) backward_group<Op, T, W, 1, false>(a, r, dw, db, r1);
   if (a.stream) stream_fence();
+  std::free(unused);
 }
 
 }  // namespace
