@@ -150,6 +150,7 @@ struct Job {
   // kNormal: the calling thread and the normal pool (sync calls, async calls run inline). kBackground: all of the
   // row work on the low-priority pool, even a single block (async calls run off-thread; pool.h).
   rmsnorm::PoolKind pool = rmsnorm::PoolKind::kNormal;
+  double patience_ns = 0;  // kBackground: when the caller stops waiting and works itself (pool.h)
   virtual ~Job() = default;
   virtual void Run() = 0;
 };
@@ -183,12 +184,15 @@ struct ForwardJob final : Job {
     if (rows == 0) return;
     // Up to four row blocks per thread, handed out as threads come free: a pool thread that wakes late (or a
     // core another process holds) leaves its blocks to the others instead of holding the call up.
-    const size_t want = threads <= 1 ? 1 : size_t(4) * threads;
+    // Async calls cut finer still (sixteen per thread): a block an idle-priority thread holds while other
+    // processes keep every core busy is work the calling thread cannot take over (pool.h, patience).
+    const size_t per_thread = pool == rmsnorm::PoolKind::kBackground ? 16 : 4;
+    const size_t want = threads <= 1 && pool == rmsnorm::PoolKind::kNormal ? 1 : per_thread * threads;
     const size_t tasks = rows < want ? rows : want;
     if (tasks <= 1 && pool == rmsnorm::PoolKind::kNormal) return kernel(args, 0, rows);
     // Contiguous row blocks; rows are independent, so the result is the same for any partition.
     auto block = [&](size_t t) { kernel(args, t * rows / tasks, (t + 1) * rows / tasks); };
-    rmsnorm::parallel_for(tasks, threads, block, pool);
+    rmsnorm::parallel_for(tasks, threads, block, pool, patience_ns);
   }
 };
 
@@ -230,7 +234,7 @@ struct BackwardJob final : Job {
     auto block = [&](size_t b) {
       kernel(args, b * rows / blocks, (b + 1) * rows / blocks, dw + b * dim, db + b * dim);
     };
-    rmsnorm::parallel_for(blocks, threads, block, pool);
+    rmsnorm::parallel_for(blocks, threads, block, pool, patience_ns);
     Reduce(dw, dweight, blocks);
     Reduce(db, dbias, blocks);
   }
@@ -532,6 +536,13 @@ class Addon : public Napi::Addon<Addon> {
     if (bytes < kParallelMinBytes) return false;
     return bytes >= (calibration_allowed() ? 2 * RoundTripBytes(false) : kFixedParallelMinBytes);
   }
+  // How long the libuv thread of an async call waits for the idle-priority pool before working itself: ten
+  // times the call's time at the measured (in-cache) speed, plus 2 ms. Reached only when other processes keep
+  // every core busy (the pool's threads then get next to no time); an idle machine finishes well within it.
+  double Patience(const Parsed& p) {
+    if (kernel_bytes_per_ns_ < 0) kernel_bytes_per_ns_ = kernel_bytes_per_ns(table_);
+    return 2e6 + 10 * static_cast<double>(call_bytes(p)) / kernel_bytes_per_ns_;
+  }
   bool RunsInline(const Parsed& p) {
     const double bytes = static_cast<double>(call_bytes(p));
     if (bytes < kAskMinBytes) return true;
@@ -595,6 +606,7 @@ class Addon : public Napi::Addon<Addon> {
       call->name = kOp.name;
       addon->Bind(call->job, kOp, p);
       call->job.active->pool = rmsnorm::PoolKind::kBackground;
+      call->job.active->patience_ns = addon->Patience(p);
       napi_value promise, name;
       NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &call->deferred, &promise), nullptr);
       NAPI_THROW_IF_FAILED(env, napi_create_string_utf8(env, kOp.name, NAPI_AUTO_LENGTH, &name), nullptr);

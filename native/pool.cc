@@ -58,6 +58,8 @@ struct Job {
   // Pool threads inside this job now: raised under the pool's mutex when a thread joins, lowered without it when
   // one leaves (the thread touches the job no more after that), so the caller can spin on it.
   std::atomic<unsigned> users{0};
+  // Set when the caller has stopped waiting for the pool (patience): pool threads then take no further task.
+  std::atomic<bool> caller_only{false};
 };
 
 // One pause of a spin-wait: lets the sibling hyperthread run, and costs the memory bus nothing.
@@ -101,7 +103,8 @@ class Pool {
   }
 
   // caller_works: the calling thread takes tasks too (the normal pool's calls); otherwise it only waits.
-  void run(size_t tasks, unsigned threads, void (*fn)(void*, size_t), void* ctx, bool caller_works) {
+  void run(size_t tasks, unsigned threads, void (*fn)(void*, size_t), void* ctx, bool caller_works,
+           double patience_ns = 0) {
     if (tasks == 0) return;
     if (threads == 0) threads = 1;
     if (caller_works && (threads <= 1 || tasks == 1)) {
@@ -145,8 +148,22 @@ class Pool {
       job_done_.wait(lock, finished);
       return;
     }
+    auto all_done = [&] { return job.done.load(std::memory_order_acquire) == job.tasks; };
     std::unique_lock<std::mutex> lock(mutex_);
-    job_done_.wait(lock, [&] { return job.done.load(std::memory_order_acquire) == job.tasks; });
+    if (patience_ns > 0) {
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::nanoseconds(static_cast<long long>(patience_ns));
+      if (!job_done_.wait_until(lock, deadline, all_done)) {
+        // The pool's threads got no core in all that time: other processes hold them all, and threads of idle
+        // priority would wait as long as those stay busy. The caller (normal priority) takes the blocks still
+        // unclaimed, so the call progresses at a normal thread's share of the machine.
+        job.caller_only.store(true, std::memory_order_relaxed);
+        lock.unlock();
+        work_on(job);
+        lock.lock();
+      }
+    }
+    job_done_.wait(lock, all_done);
     remove(&job);
     job_done_.wait(lock, finished);
   }
@@ -176,8 +193,9 @@ class Pool {
     }
   }
 
-  static void work_on(Job& job) {
+  static void work_on(Job& job, bool pool_thread = false) {
     for (;;) {
+      if (pool_thread && job.caller_only.load(std::memory_order_relaxed)) return;
       const size_t t = job.next.fetch_add(1, std::memory_order_relaxed);
       if (t >= job.tasks) return;
       job.fn(job.ctx, t);
@@ -212,7 +230,7 @@ class Pool {
       --job->helpers_wanted;
       job->users.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
-      work_on(*job);
+      work_on(*job, true);
       job->users.fetch_sub(1, std::memory_order_acq_rel);  // the job may be gone from here on
       lock.lock();
       job_done_.notify_all();
@@ -230,8 +248,9 @@ class Pool {
 
 }  // namespace
 
-void parallel_for(size_t tasks, unsigned threads, void (*fn)(void* ctx, size_t task), void* ctx, PoolKind kind) {
-  Pool::instance(kind).run(tasks, threads, fn, ctx, kind == PoolKind::kNormal);
+void parallel_for(size_t tasks, unsigned threads, void (*fn)(void* ctx, size_t task), void* ctx, PoolKind kind,
+                  double patience_ns) {
+  Pool::instance(kind).run(tasks, threads, fn, ctx, kind == PoolKind::kNormal, patience_ns);
 }
 
 unsigned hardware_threads() {

@@ -20,8 +20,11 @@ enum class PoolKind { kNormal, kBackground };
 // the caller). kBackground: up to `threads` pool threads, never the caller, whatever the count. Tasks must be
 // independent; which thread runs which task is unspecified, so callers give each task a fixed piece of work (a
 // fixed row block) to keep results independent of scheduling.
+// kBackground with patience_ns > 0: when the pool's threads have not finished within that time (other
+// processes hold every core, and idle-priority threads wait as long as those stay busy), the caller takes the
+// tasks still unclaimed itself.
 void parallel_for(size_t tasks, unsigned threads, void (*fn)(void* ctx, size_t task), void* ctx,
-                  PoolKind kind = PoolKind::kNormal);
+                  PoolKind kind = PoolKind::kNormal, double patience_ns = 0);
 
 // Threads the machine offers (std::thread::hardware_concurrency, at least 1).
 unsigned hardware_threads();
@@ -33,9 +36,9 @@ double round_trip_ns(bool blocked);
 
 // Typed convenience wrapper: fn(task) for every task.
 template <typename Fn>
-void parallel_for(size_t tasks, unsigned threads, Fn& fn, PoolKind kind = PoolKind::kNormal) {
+void parallel_for(size_t tasks, unsigned threads, Fn& fn, PoolKind kind = PoolKind::kNormal, double patience_ns = 0) {
   parallel_for(
-      tasks, threads, [](void* ctx, size_t task) { (*static_cast<Fn*>(ctx))(task); }, &fn, kind);
+      tasks, threads, [](void* ctx, size_t task) { (*static_cast<Fn*>(ctx))(task); }, &fn, kind, patience_ns);
 }
 
 }  // namespace rmsnorm
