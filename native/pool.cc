@@ -151,8 +151,11 @@ class Pool {
     auto all_done = [&] { return job.done.load(std::memory_order_acquire) == job.tasks; };
     std::unique_lock<std::mutex> lock(mutex_);
     if (patience_ns > 0) {
+      // system_clock: libstdc++ waits on steady_clock with pthread_cond_clockwait, which glibc has only from
+      // 2.30 (the prebuilds keep to 2.17); a clock change can only make this patience shorter or longer.
       const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::nanoseconds(static_cast<long long>(patience_ns));
+          std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                                 std::chrono::nanoseconds(static_cast<long long>(patience_ns)));
       if (!job_done_.wait_until(lock, deadline, all_done)) {
         // The pool's threads got no core in all that time: other processes hold them all, and threads of idle
         // priority would wait as long as those stay busy. The caller (normal priority) takes the blocks still
