@@ -29,12 +29,12 @@ inline typename Vec<double>::R weight_d(const T* w, double offset, size_t i, boo
 constexpr size_t kGroup = 4;
 
 // dw[i .. i+m) (+)= sw; db (+)= sb, where sw and sb are vectors of the storage type holding the group's summed
-// contributions: widened to double lane by lane. The first group of a range overwrites (kFirst), so the
-// caller's scratch needs no zeroing. Both accumulators are always there (backward_rows gives scratch for one the
-// caller does not want): no per-step tests in the column loop.
-template <typename T, bool kFirst>
-RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, size_t i, size_t m, typename Vec<T>::R sw,
-                                           typename Vec<T>::R sb) {
+// contributions: widened to double lane by lane. The first group of a range overwrites (`first`), so the
+// caller's scratch needs no zeroing (`first`). Both accumulators are always there (backward_rows gives scratch for one
+// the caller does not want): no per-step tests in the column loop.
+template <typename T>
+RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m,
+                                           typename Vec<T>::R sw, typename Vec<T>::R sb) {
   using D = Vec<double>;
   constexpr size_t N = Vec<T>::N;
   alignas(64) T lanes[2][N];
@@ -46,7 +46,7 @@ RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, size_t i, siz
       const bool full = j + D::N <= m;
       const size_t part = full ? D::N : m - j;
       const auto v = full ? D::load(lanes[t] + j) : D::loadn(lanes[t] + j, part);
-      store_d(acc[t], i + j, kFirst ? v : D::add(load_d(acc[t], i + j, full, part), v), full, part);
+      store_d(acc[t], i + j, first ? v : D::add(load_d(acc[t], i + j, full, part), v), full, part);
     }
   }
 }
@@ -278,8 +278,8 @@ void ln_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double*
 //   weight(cols, i, ...)   the weight term of columns [i, i + m)
 //   xhat(row, x)        the normalized input
 //   dx(cols, row, dy, xhat, w, i, m)   the gradient of columns [i, i + m)
-template <typename Op, typename T, typename W, size_t G, bool kFirst>
-void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, size_t r_end) {
+template <typename Op, typename T, typename W, size_t G>
+void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, double* db, bool first, size_t r_end) {
   using C = Compute<T>;
   using V = Vec<C>;
   const size_t n = a.dim;
@@ -312,7 +312,7 @@ void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, 
       sb = V::add(sb, dyv);
       dv[g] = Op::dx(cols, rows[g], dyv, xhat, wv, i, m);
     }
-    add_group_grads<C, kFirst>(dw, db, i, m, sw, sb);
+    add_group_grads<C>(dw, db, first, i, m, sw, sb);
   };
   constexpr size_t N = V::N;
   // Streamed rows are written a whole cache line at a time (kLine vector steps, then each row's line in
@@ -437,15 +437,8 @@ void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, d
     if (!db) db = unused;
   }
   size_t r = r0;
-  if (r + kGroup <= r1) {
-    backward_group<Op, T, W, kGroup, true>(a, r, dw, db, r1);
-    r += kGroup;
-  } else {
-    backward_group<Op, T, W, 1, true>(a, r, dw, db, r1);
-    r += 1;
-  }
-  for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup, false>(a, r, dw, db, r1);
-  for (; r < r1; ++r) backward_group<Op, T, W, 1, false>(a, r, dw, db, r1);
+  for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup>(a, r, dw, db, r == r0, r1);
+  for (; r < r1; ++r) backward_group<Op, T, W, 1>(a, r, dw, db, r == r0, r1);
   if (a.stream) stream_fence();
   std::free(unused);
 }
