@@ -521,33 +521,33 @@ class Addon : public Napi::Addon<Addon> {
  private:
   const KernelTable* table_;
   unsigned threads_;
-  // Bytes a call moves in one round trip to a pool thread (see "Where a call runs"); measured at the first call
-  // that asks, and again after selectIsa. < 0: not yet.
+  // The instance's kernel speed (see "Where a call runs"): measured at the first call that asks, and again
+  // after selectIsa. < 0: not yet.
   double kernel_bytes_per_ns_ = -1;
 
-  // Bytes the kernel moves in one round trip to a blocked (or a spinning) pool thread.
-  double RoundTripBytes(bool blocked) {
+  double KernelBytesPerNs() {
     if (kernel_bytes_per_ns_ < 0) kernel_bytes_per_ns_ = kernel_bytes_per_ns(table_);
-    return round_trip_ns(blocked) * kernel_bytes_per_ns_;
+    return kernel_bytes_per_ns_;
   }
-  bool Parallel(const Parsed& p) {
-    if (threads_ <= 1) return false;
-    const double bytes = static_cast<double>(call_bytes(p));
-    if (bytes < kParallelMinBytes) return false;
+  // Bytes the kernel moves in one round trip to a blocked (or a spinning) pool thread.
+  double RoundTripBytes(bool blocked) { return round_trip_ns(blocked) * KernelBytesPerNs(); }
+  bool Parallel(double bytes) {
+    if (threads_ <= 1 || bytes < kParallelMinBytes) return false;
     return bytes >= (calibration_allowed() ? 2 * RoundTripBytes(false) : kFixedParallelMinBytes);
   }
   // How long the libuv thread of an async call waits for the idle-priority pool before working itself: ten
   // times the call's time at the measured (in-cache) speed, plus 2 ms. Reached only when other processes keep
   // every core busy (the pool's threads then get next to no time); an idle machine finishes well within it.
+  // With RMSNORM_CALIBRATE=0, 1 byte/ns stands in for the measured speed (slower than any kernel's).
   double Patience(const Parsed& p) {
-    if (kernel_bytes_per_ns_ < 0) kernel_bytes_per_ns_ = kernel_bytes_per_ns(table_);
-    return 2e6 + 10 * static_cast<double>(call_bytes(p)) / kernel_bytes_per_ns_;
+    const double speed = calibration_allowed() ? KernelBytesPerNs() : 1.0;
+    return 2e6 + 10 * static_cast<double>(call_bytes(p)) / speed;
   }
   bool RunsInline(const Parsed& p) {
     const double bytes = static_cast<double>(call_bytes(p));
     if (bytes < kAskMinBytes) return true;
     if (bytes >= kInlineCapBytes) return false;
-    return bytes < (calibration_allowed() ? RoundTripBytes(true) : kFixedInlineMaxBytes) && !Parallel(p);
+    return bytes < (calibration_allowed() ? RoundTripBytes(true) : kFixedInlineMaxBytes) && !Parallel(bytes);
   }
 
   void Export(napi_env env, Napi::Object exports, const char* name, napi_callback cb) {
@@ -646,7 +646,7 @@ class Addon : public Napi::Addon<Addon> {
 
   void Bind(AnyJob& job, const OpSpec& op, const Parsed& p) {
     bind(job, op, table_, p);
-    job.active->threads = Parallel(p) ? threads_ : 1;
+    job.active->threads = Parallel(static_cast<double>(call_bytes(p))) ? threads_ : 1;
   }
 
   Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
