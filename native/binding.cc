@@ -150,29 +150,34 @@ struct Job {
   // kNormal: the calling thread and the normal pool (sync calls, async calls run inline). kBackground: all of the
   // row work on the low-priority pool, even a single block (async calls run off-thread; pool.h).
   rmsnorm::PoolKind pool = rmsnorm::PoolKind::kNormal;
-  double patience_ns = 0;  // kBackground: when the caller stops waiting and works itself (pool.h)
+  double patience_ns = 0;                 // kBackground: when the caller stops waiting and works itself (pool.h)
+  rmsnorm::CallParams* params = nullptr;  // the kernel's scalars (the Addon may turn `stream` off after binding)
   virtual ~Job() = default;
   virtual void Run() = 0;
 };
 
-// Outputs at least this large are written with non-temporal stores: they cannot stay in cache for whoever reads
-// them next, and streaming them skips reading each destination line before overwriting it (measured on
-// 2048 x 4096 float32: the pass then moves the bytes a copy does, instead of half as many again).
-// Only rows of at least a page stream: a row that starts or ends inside a cache line writes that line partly
-// with ordinary stores and partly with streaming ones, and short rows (a 128-value head of QK-norm: 8 lines, 2
-// of them shared) lose far more than streaming saves (measured on 65536 x 128 float32: 7x slower streamed);
-// from a page up, the shared lines are at most 2 in 64.
+// Outputs at least this large are candidates for non-temporal stores ("large"): they cannot stay in cache for
+// whoever reads them next, and streaming them skips reading each destination line before overwriting it.
+// Only rows of at least a page are candidates: a row that starts or ends inside a cache line writes that line
+// partly with ordinary stores and partly with streaming ones, and short rows (a 128-value head of QK-norm: 8
+// lines, 2 of them shared) lose far more than streaming saves (measured on 65536 x 128 float32: 7x slower
+// streamed); from a page up, the shared lines are at most 2 in 64. Whether a candidate does stream is measured
+// by the calls themselves (StreamChoice).
 constexpr size_t kStreamMinRowBytes = 4096;
 constexpr size_t kStreamMinBytes = size_t(8) << 20;
 
-// RMSNORM_STREAM=0 writes every output with ordinary stores (read once): the bench compares the two, and it is
-// the way out should streaming ever lose on some CPU.
-bool streaming_allowed() {
-  static const bool allowed = [] {
+// RMSNORM_STREAM=0: every output written with ordinary stores; RMSNORM_STREAM=1: every large output streamed
+// (also what RMSNORM_CALIBRATE=0 gives); otherwise each kind of large call measures both ways (StreamChoice).
+enum class StreamMode { kMeasured, kNever, kAlways };
+StreamMode stream_mode() {
+  static const StreamMode mode = [] {
     const char* v = std::getenv("RMSNORM_STREAM");
-    return !(v && std::strcmp(v, "0") == 0);
+    if (v && std::strcmp(v, "0") == 0) return StreamMode::kNever;
+    if (v && std::strcmp(v, "1") == 0) return StreamMode::kAlways;
+    const char* c = std::getenv("RMSNORM_CALIBRATE");
+    return c && std::strcmp(c, "0") == 0 ? StreamMode::kAlways : StreamMode::kMeasured;
   }();
-  return allowed;
+  return mode;
 }
 
 template <typename T, typename W>
@@ -310,8 +315,8 @@ rmsnorm::CallParams call_params(const Parsed& p) {
   c.eps = p.eps;
   c.offset = p.offset;
   c.llama = p.llama;
-  c.stream =
-      streaming_allowed() && c.rows * p.dim * sizeof(T) >= kStreamMinBytes && p.dim * sizeof(T) >= kStreamMinRowBytes;
+  c.large = c.rows * p.dim * sizeof(T) >= kStreamMinBytes && p.dim * sizeof(T) >= kStreamMinRowBytes;
+  c.stream = c.large && stream_mode() != StreamMode::kNever;  // the Addon may turn it off (StreamChoice)
   return c;
 }
 
@@ -323,6 +328,7 @@ void bind_forward(AnyJob& job, rmsnorm::RowKernel<T, W> kernel, const Parsed& p)
   j.kernel = kernel;
   NormArgs<T, W>& a = j.args;
   static_cast<rmsnorm::CallParams&>(a) = call_params<T>(p);
+  j.params = &a;
   a.x = in<T>(p[Role::kX]);
   a.y = out<T>(p[Role::kOut]);
   a.weight = in<W>(p[Role::kWeight]);
@@ -339,6 +345,7 @@ void bind_backward(AnyJob& job, rmsnorm::BackwardKernel<T, W> kernel, const Pars
   j.kernel = kernel;
   BackwardArgs<T, W>& a = j.args;
   static_cast<rmsnorm::CallParams&>(a) = call_params<T>(p);
+  j.params = &a;
   a.dy = in<T>(p[Role::kDy]);
   a.x = in<T>(p[Role::kX]);
   a.weight = in<W>(p[Role::kWeight]);
@@ -485,6 +492,57 @@ size_t call_bytes(const Parsed& p) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Streamed or ordinary stores for large outputs: chosen by the calls themselves. Which wins depends on the CPU
+// and on the op (on Zen 3, streaming made the forward ops 1.4-1.6x faster and the backward passes, which write
+// four rows of dx at once, 1.1-1.3x slower), so no fixed rule holds everywhere. For each op, data type and
+// size class (powers of two from kStreamMinBytes), the first large sync calls alternate the two ways,
+// streamed first, each timed; after kTrialsPerWay of each, the way with the shorter best time per byte is
+// kept for the rest of the process. Both ways write the same bits. Async calls take the way decided so far
+// (streamed until then) and are not timed: they share the machine with the JavaScript thread.
+
+class StreamChoice {
+ public:
+  static constexpr int kTrialsPerWay = 3;
+  static constexpr size_t kOps = 5, kTypes = 4, kClasses = 8;
+
+  // The entry for a large call of `op` on data of this type moving `bytes` in all.
+  static size_t Slot(const OpSpec& op, const Parsed& p, size_t bytes) {
+    const size_t o = &op == &args::kRmsNorm           ? 0
+                     : &op == &args::kLayerNorm       ? 1
+                     : &op == &args::kAddRmsNorm      ? 2
+                     : &op == &args::kRmsNormBackward ? 3
+                                                      : 4;
+    const size_t t = p.data == Type::kF64 ? 1 : p.data != Type::kU16 ? 0 : p.dtype == args::kBFloat16 ? 2 : 3;
+    size_t c = 0;
+    for (size_t b = bytes / kStreamMinBytes; b > 1 && c + 1 < kClasses; b >>= 1) ++c;
+    return (o * kTypes + t) * kClasses + c;
+  }
+  // Whether this call streams, and whether it is a trial to time (sync calls only).
+  bool Streams(size_t slot, bool sync, bool* trial) const {
+    const Entry& e = entries_[slot];
+    *trial = sync && e.decided < 0;
+    if (e.decided >= 0) return e.decided == 1;
+    return sync ? e.tried[1] <= e.tried[0] : true;
+  }
+  void Record(size_t slot, bool streamed, double ns_per_byte) {
+    Entry& e = entries_[slot];
+    if (e.decided >= 0) return;
+    const int w = streamed ? 1 : 0;
+    ++e.tried[w];
+    if (ns_per_byte < e.best[w]) e.best[w] = ns_per_byte;
+    if (e.tried[0] >= kTrialsPerWay && e.tried[1] >= kTrialsPerWay) e.decided = e.best[1] <= e.best[0] ? 1 : 0;
+  }
+
+ private:
+  struct Entry {
+    int decided = -1;  // -1 still trying; 0 ordinary stores; 1 streamed
+    int tried[2] = {0, 0};
+    double best[2] = {1e300, 1e300};
+  };
+  Entry entries_[kOps * kTypes * kClasses];
+};
+
+// ---------------------------------------------------------------------------------------------------------
 // The addon instance: one per Node.js environment (main thread or worker), holding its kernel choice and
 // thread count.
 
@@ -524,6 +582,7 @@ class Addon : public Napi::Addon<Addon> {
   // The instance's kernel speed (see "Where a call runs"): measured at the first call that asks, and again
   // after selectIsa. < 0: not yet.
   double kernel_bytes_per_ns_ = -1;
+  StreamChoice stream_choice_;
 
   double KernelBytesPerNs() {
     if (kernel_bytes_per_ns_ < 0) kernel_bytes_per_ns_ = kernel_bytes_per_ns(table_);
@@ -568,8 +627,9 @@ class Addon : public Napi::Addon<Addon> {
     try {
       if (argc > kMaxArgs) fail(env, "ERR_INVALID_ARG_TYPE", std::string(kOp.name) + ": too many arguments");
       AnyJob job;
-      static_cast<Addon*>(self)->Bind(job, kOp, parse(env, kOp, argv, argc));
-      job.active->Run();
+      Addon* addon = static_cast<Addon*>(self);
+      const Parsed p = parse(env, kOp, argv, argc);
+      addon->RunSync(job, addon->Bind(job, kOp, p, true), p);
     } catch (const Napi::Error& e) {
       e.ThrowAsJavaScriptException();
     }
@@ -592,8 +652,7 @@ class Addon : public Napi::Addon<Addon> {
         // Done before returning, so no JavaScript can run meanwhile: the arrays are used directly, as by the
         // sync form (nothing held, nothing staged), and the promise is returned resolved.
         AnyJob job;
-        addon->Bind(job, kOp, p);
-        job.active->Run();
+        addon->RunSync(job, addon->Bind(job, kOp, p, true), p);
         napi_deferred deferred;
         napi_value promise, undefined;
         NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &deferred, &promise), nullptr);
@@ -604,7 +663,7 @@ class Addon : public Napi::Addon<Addon> {
       auto call = std::make_unique<AsyncCall>();
       call->memory.Prepare(env, kOp, argv, p);  // hold, classify, stage (rebinds p's pointers)
       call->name = kOp.name;
-      addon->Bind(call->job, kOp, p);
+      addon->Bind(call->job, kOp, p, false);
       call->job.active->pool = rmsnorm::PoolKind::kBackground;
       call->job.active->patience_ns = addon->Patience(p);
       napi_value promise, name;
@@ -644,9 +703,27 @@ class Addon : public Napi::Addon<Addon> {
     return nullptr;
   }
 
-  void Bind(AnyJob& job, const OpSpec& op, const Parsed& p) {
+  // Binds the call; for a large call with streaming measured, also chooses its stores. Returns the
+  // StreamChoice slot when the call is a trial to time (sync calls only), else -1.
+  long Bind(AnyJob& job, const OpSpec& op, const Parsed& p, bool sync) {
     bind(job, op, table_, p);
-    job.active->threads = Parallel(static_cast<double>(call_bytes(p))) ? threads_ : 1;
+    const size_t bytes = call_bytes(p);
+    job.active->threads = Parallel(static_cast<double>(bytes)) ? threads_ : 1;
+    rmsnorm::CallParams& c = *job.active->params;
+    if (!c.large || stream_mode() != StreamMode::kMeasured) return -1;
+    const size_t slot = StreamChoice::Slot(op, p, bytes);
+    bool trial = false;
+    c.stream = stream_choice_.Streams(slot, sync, &trial);
+    return trial ? static_cast<long>(slot) : -1;
+  }
+  // Runs a bound sync call, timing it when it is a streaming trial.
+  void RunSync(AnyJob& job, long trial, const Parsed& p) {
+    if (trial < 0) return job.active->Run();
+    const bool streamed = job.active->params->stream;
+    const auto t0 = std::chrono::steady_clock::now();
+    job.active->Run();
+    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    stream_choice_.Record(static_cast<size_t>(trial), streamed, ns / static_cast<double>(call_bytes(p)));
   }
 
   Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {

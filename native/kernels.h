@@ -49,7 +49,8 @@ struct CallParams {
   double eps = 1e-5;
   double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
   bool llama = false;   // castMode 'llama' (half types, forward): round x * rstd to T before the weight
-  bool stream = false;  // write y or dx with non-temporal stores (outputs far larger than the caches)
+  bool large = false;   // an output far larger than the caches (the backward pass then prefetches its next rows)
+  bool stream = false;  // write y or dx with non-temporal stores (large outputs, where they were measured to win)
 
   // The offset of group u in an array of row stride s.
   size_t at(size_t u, size_t s) const { return heads == 1 ? u * s : (u / heads) * s + (u % heads) * head_stride; }

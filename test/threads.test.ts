@@ -141,8 +141,8 @@ describe('large outputs (written with non-temporal stores) match small calls bit
     }
   });
 
-  // Outputs of 8 MiB and more are streamed, written a cache line at a time; `out` here sits 3 elements into its
-  // buffer, so each row has an unaligned head of several vectors before the first whole line.
+  // Outputs of 8 MiB and more may be streamed, written a cache line at a time (the first such call of each kind
+  // is); `out` here sits 3 elements into its buffer, so each row has an unaligned head before the first whole line.
   it.each([
     [Float32Array, undefined],
     [Float64Array, undefined],
@@ -184,7 +184,8 @@ describe('large outputs (written with non-temporal stores) match small calls bit
     }
   });
 
-  // dx of 8 MiB and more is streamed; dx here sits 3 elements into its buffer, so each row has an unaligned head.
+  // dx of 8 MiB and more may be streamed (the first such call is); dx here sits 3 elements into its buffer, so
+  // each row has an unaligned head.
   it.each([
     [Float32Array, undefined],
     [Float64Array, undefined],
@@ -239,6 +240,50 @@ describe('large outputs (written with non-temporal stores) match small calls bit
         Buffer.from(lpart.buffer).equals(whole.ln.subarray(r * dim * bpe, (r + 64) * dim * bpe)),
         `layerNormBackward rows ${r}..`,
       ).toBe(true);
+    }
+  });
+
+  // Whether a large output is streamed is measured by the first such calls of each kind in the process, which
+  // alternate the two ways (three each) before keeping the faster: every one of them, and the calls after the
+  // choice, must give the same bits.
+  it.each([
+    [Float32Array, undefined],
+    [Uint16Array, 'bfloat16'],
+  ] as const)('%s %s: the calls that measure streaming and those after them agree bit for bit', (T, dtype) => {
+    const dim = 1024;
+    const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
+    const data = (seed: number) => {
+      const a = randomArray(Float32Array, rows * dim, seed);
+      return (dtype === 'bfloat16' ? toBFloat16(a) : a) as Float32Array;
+    };
+    const x = data(31);
+    const dy = data(32);
+    const res = data(33);
+    const w = randomArray(Float32Array, dim, 34, 0.5, 1.5);
+    const opts = (dtype ? { dtype } : {}) as Record<string, unknown>;
+    const fresh = () => new T(rows * dim + 3).subarray(3) as Float32Array;
+    const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    const calls: Record<string, () => Buffer> = {
+      rmsNorm: () => bytes(rmsNorm(x, w, { ...opts, out: fresh() } as never)),
+      layerNorm: () => bytes(layerNorm(x, w, null, { ...opts, out: fresh() } as never)),
+      addRmsNorm: () => {
+        const r = fresh();
+        r.set(res);
+        const out = addRmsNorm(x, r, w, { ...opts, out: fresh() } as never);
+        return Buffer.concat([bytes(out), bytes(r)]);
+      },
+      rmsNormBackward: () => {
+        const g = rmsNormBackward(dy, x, w, { ...opts, dx: fresh() } as never);
+        return Buffer.concat([bytes(g.dx), bytes(g.dweight!)]);
+      },
+      layerNormBackward: () => {
+        const g = layerNormBackward(dy, x, w, { ...opts, dx: fresh() } as never);
+        return Buffer.concat([bytes(g.dx), bytes(g.dweight!), bytes(g.dbias)]);
+      },
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      const first = call();
+      for (let i = 1; i < 8; i++) expect(call().equals(first), `${name} call ${i + 1}`).toBe(true);
     }
   });
 });

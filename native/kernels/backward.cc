@@ -294,8 +294,8 @@ void backward_group(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double* dw, 
     dxg[g] = a.dx + a.at(r + g, a.dx_stride);
   }
   const DxLayout layout = dx_layout(a, r);
-  // Only for calls too large for the caches (those that stream dx): in cache, the prefetches cost ~10%.
-  const size_t next_rows = a.stream && r + G < r_end ? (r_end - r - G < G ? r_end - r - G : G) : 0;
+  // Only for calls too large for the caches: in cache, the prefetches cost ~10%.
+  const size_t next_rows = a.large && r + G < r_end ? (r_end - r - G < G ? r_end - r - G : G) : 0;
   // The call's scalars as locals: the loop's stores (vector intrinsics may alias anything) would otherwise make
   // the compiler reload them from `a` at every step.
   const typename Op::Cols cols = Op::cols(a);
