@@ -34,7 +34,7 @@ export function formatCpp(text, assumeFilename) {
 
 function sources() {
   const files = [];
-  for (const dir of ['native', 'native/kernels', 'fuzz']) {
+  for (const dir of ['native', 'native/kernels', 'fuzz', 'bench/native']) {
     for (const name of readdirSync(path.join(root, dir))) {
       if (/\.(cc|h)$/.test(name)) files.push(path.join(dir, name));
     }
