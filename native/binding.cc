@@ -493,8 +493,8 @@ size_t call_bytes(const Parsed& p) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Streamed or ordinary stores for large outputs: chosen by the calls themselves. Which wins depends on the CPU
-// and on the op (on Zen 3, streaming made the forward ops 1.4-1.6x faster and the backward passes, which write
-// four rows of dx at once, 1.1-1.3x slower), so no fixed rule holds everywhere. For each op, data type and
+// and on the op (on Zen 3, streaming made rmsNorm 1.4-1.6x faster and the backward passes, which write four
+// rows of dx at once, 1.1-1.3x slower at 2048 x 2560), so no fixed rule holds everywhere. For each op, data type and
 // size class (powers of two from kStreamMinBytes), the first large sync calls alternate the two ways,
 // streamed first, each timed; after kTrialsPerWay of each, the way with the shorter best time per byte is
 // kept for the rest of the process. Both ways write the same bits. Async calls take the way decided so far

@@ -17,6 +17,19 @@ import { nativeRequested } from './setup';
 
 afterAll(() => setThreads(availableParallelism()));
 
+/** n random values in the element type of a large-call test: float32, float64, or bfloat16/float16 bits. */
+function largeData(
+  T: Float32ArrayConstructor | Float64ArrayConstructor | Uint16ArrayConstructor,
+  dtype: 'bfloat16' | 'float16' | undefined,
+  n: number,
+  seed: number,
+): Float32Array {
+  const a = randomArray(Float32Array, n, seed);
+  if (dtype === 'bfloat16') return toBFloat16(a) as unknown as Float32Array;
+  if (dtype === 'float16') return toFloat16(a) as unknown as Float32Array;
+  return (T === Float64Array ? Float64Array.from(a) : a) as Float32Array;
+}
+
 describe('setThreads', () => {
   it('defaults to the available parallelism and reports the setting', () => {
     expect(backend().threads).toBe(nativeRequested ? availableParallelism() : 1);
@@ -151,16 +164,7 @@ describe('large outputs (written with non-temporal stores) match small calls bit
   ] as const)('%s %s: 8 MiB and more in one call vs the same rows 64 at a time', (T, dtype) => {
     const dim = 1024;
     const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
-    const f = randomArray(Float32Array, rows * dim, 21);
-    const x = (
-      dtype === 'bfloat16'
-        ? toBFloat16(f)
-        : dtype === 'float16'
-          ? toFloat16(f)
-          : T === Float64Array
-            ? Float64Array.from(f)
-            : f
-    ) as Float32Array;
+    const x = largeData(T, dtype, rows * dim, 21);
     const w = (
       T === Float64Array ? randomArray(Float64Array, dim, 22, 0.5, 1.5) : randomArray(Float32Array, dim, 22, 0.5, 1.5)
     ) as Float32Array;
@@ -194,20 +198,8 @@ describe('large outputs (written with non-temporal stores) match small calls bit
   ] as const)('%s %s: backward dx of 8 MiB and more in one call vs the same rows 64 at a time', (T, dtype) => {
     const dim = 1024;
     const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
-    const data = (seed: number) => {
-      const a = randomArray(Float32Array, rows * dim, seed);
-      return (
-        dtype === 'bfloat16'
-          ? toBFloat16(a)
-          : dtype === 'float16'
-            ? toFloat16(a)
-            : T === Float64Array
-              ? Float64Array.from(a)
-              : a
-      ) as Float32Array;
-    };
-    const x = data(24);
-    const dy = data(25);
+    const x = largeData(T, dtype, rows * dim, 24);
+    const dy = largeData(T, dtype, rows * dim, 25);
     const w = (
       T === Float64Array ? randomArray(Float64Array, dim, 26, 0.5, 1.5) : randomArray(Float32Array, dim, 26, 0.5, 1.5)
     ) as Float32Array;
@@ -252,13 +244,9 @@ describe('large outputs (written with non-temporal stores) match small calls bit
   ] as const)('%s %s: the calls that measure streaming and those after them agree bit for bit', (T, dtype) => {
     const dim = 1024;
     const rows = (9 << 20) / (dim * T.BYTES_PER_ELEMENT);
-    const data = (seed: number) => {
-      const a = randomArray(Float32Array, rows * dim, seed);
-      return (dtype === 'bfloat16' ? toBFloat16(a) : a) as Float32Array;
-    };
-    const x = data(31);
-    const dy = data(32);
-    const res = data(33);
+    const x = largeData(T, dtype, rows * dim, 31);
+    const dy = largeData(T, dtype, rows * dim, 32);
+    const res = largeData(T, dtype, rows * dim, 33);
     const w = randomArray(Float32Array, dim, 34, 0.5, 1.5);
     const opts = (dtype ? { dtype } : {}) as Record<string, unknown>;
     const fresh = () => new T(rows * dim + 3).subarray(3) as Float32Array;

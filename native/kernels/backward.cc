@@ -30,8 +30,8 @@ constexpr size_t kGroup = 4;
 
 // dw[i .. i+m) (+)= sw; db (+)= sb, where sw and sb are vectors of the storage type holding the group's summed
 // contributions: widened to double lane by lane. The first group of a range overwrites (`first`), so the
-// caller's scratch needs no zeroing (`first`). Both accumulators are always there (backward_rows gives scratch for one
-// the caller does not want): no per-step tests in the column loop.
+// caller's scratch needs no zeroing. Both accumulators are always there (backward_rows gives scratch for one the
+// caller does not want): no per-step tests in the column loop.
 template <typename T>
 RMSNORM_ALWAYS_INLINE void add_group_grads(double* dw, double* db, bool first, size_t i, size_t m,
                                            typename Vec<T>::R sw, typename Vec<T>::R sb) {
