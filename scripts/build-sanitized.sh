@@ -11,8 +11,9 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 # which it leaves alone.
 # RMSNORM_PORTABLE_GLIBC=OFF: the shipped binaries link a private libstdc++, whose operator new and delete
 # the sanitizer could not see.
-npx cmake-js compile --out build-asan --CDRMSNORM_PORTABLE_GLIBC=OFF \
-  --CDCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG $flags" \
+# -O1 (RMSNORM_OPT), as ASan's documentation advises: the same code instrumented, in a third of -O3's compile time.
+npx cmake-js compile --out build-asan --CDRMSNORM_PORTABLE_GLIBC=OFF --CDRMSNORM_OPT=-O1 \
+  --CDCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG $flags" \
   --CDCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
 
 # Make sure the code is instrumented, not merely linked against the runtimes.
