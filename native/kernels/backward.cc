@@ -25,7 +25,8 @@ inline typename Vec<double>::R weight_d(const T* w, double offset, size_t i, boo
 // Rows are taken in groups of kGroup: each row's scalars first, then one pass over the columns that writes dx
 // for every row of the group and adds the group's summed dweight/dbias contributions to dw/db once, so the
 // double accumulators are read and written once per group rather than once per row. The grouping is fixed by
-// the row range, so the sums never depend on scheduling.
+// the row range and the rows' strides (see rows_share_sets), so the sums never depend on scheduling or on
+// where the arrays lie.
 constexpr size_t kGroup = 4;
 
 // dw[i .. i+m) (+)= sw; db (+)= sb, where sw and sb are vectors of the storage type holding the group's summed
@@ -423,6 +424,20 @@ struct LnBackward {
   }
 };
 
+// Whether consecutive rows of x, dy or dx lie a multiple of 4 KiB apart (power-of-two widths: 4096 float32,
+// 4096 bfloat16 values). Such rows map to the same sets of an L1 cache whose sets span 4 KiB (every x86 core:
+// 32 KiB 8-way, 48 KiB 12-way; the 16 KiB span of some Arm cores is a multiple of it), so a group of four rows
+// of three arrays is twelve lines competing for one set, evicted before their second use. Such calls take
+// groups of two (six lines). Measured on Zen 3, 64 x 4096 float32, one thread: groups of four 0.48-1.9 ns per
+// value depending on where x, dy and dx lie relative to each other, groups of two 0.56-0.67 for every placement
+// tried; at 2560 values (rows 2 KiB apart modulo 4 KiB) groups of four stay about 10% faster.
+template <typename T, typename W>
+bool rows_share_sets(const rmsnorm::BackwardArgs<T, W>& a) {
+  constexpr size_t kSpan = 4096 / sizeof(T);
+  const auto apart = [&](size_t stride) { return (a.heads == 1 ? stride : a.head_stride) % kSpan == 0; };
+  return apart(a.x_stride) || apart(a.dy_stride) || apart(a.dx_stride);
+}
+
 template <typename Op, typename T, typename W>
 void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, double* dw, double* db) {
   if (r0 >= r1) return;
@@ -437,7 +452,11 @@ void backward_rows(const rmsnorm::BackwardArgs<T, W>& a, size_t r0, size_t r1, d
     if (!db) db = unused;
   }
   size_t r = r0;
-  for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup>(a, r, dw, db, r == r0, r1);
+  if (rows_share_sets(a)) {
+    for (; r + 2 <= r1; r += 2) backward_group<Op, T, W, 2>(a, r, dw, db, r == r0, r1);
+  } else {
+    for (; r + kGroup <= r1; r += kGroup) backward_group<Op, T, W, kGroup>(a, r, dw, db, r == r0, r1);
+  }
   for (; r < r1; ++r) backward_group<Op, T, W, 1>(a, r, dw, db, r == r0, r1);
   if (a.stream) stream_fence();
   std::free(unused);
