@@ -226,9 +226,10 @@ class Pool {
       }
       if (!job) {
         ++sleepers_;
-        work_available_.wait(lock, [&] { return pick() != nullptr; });
+        // Keep the job the wait found: picking again could find none, as the caller takes tasks without the
+        // lock and may have taken the last one since (a null job then crashed the process, rarely).
+        work_available_.wait(lock, [&] { return (job = pick()) != nullptr; });
         --sleepers_;
-        job = pick();
       }
       --job->helpers_wanted;
       job->users.fetch_add(1, std::memory_order_relaxed);
