@@ -59,11 +59,10 @@ case "$(uname -m)" in
     kernel neon 1 RMSNORM_TARGET_NEON
     ;;
 esac
-objs_kernels=("${objs[@]}")
 compile "$out/cpu.o" "${common[@]}" -fsanitize=fuzzer-no-link -c native/cpu.cc
 while [ "$waited" -lt ${#pids[@]} ]; do collect; done
 [ "$failed" = 0 ] || { echo "fuzz/build.sh: a compile failed" >&2; exit 1; }
 
-"$CXX" "${common[@]}" -fsanitize=fuzzer fuzz/kernels_fuzz.cc "${objs_kernels[@]}" "$out/cpu.o" -o "$out/kernels_fuzz"
+"$CXX" "${common[@]}" -fsanitize=fuzzer fuzz/kernels_fuzz.cc "${objs[@]}" -o "$out/kernels_fuzz"
 "$CXX" "${common[@]}" -fsanitize=fuzzer fuzz/args_fuzz.cc -o "$out/args_fuzz"
 echo "fuzz targets built in $out/: kernels_fuzz args_fuzz"

@@ -428,9 +428,10 @@ struct LnBackward {
 // 4096 bfloat16 values). Such rows map to the same sets of an L1 cache whose sets span 4 KiB (every x86 core:
 // 32 KiB 8-way, 48 KiB 12-way; the 16 KiB span of some Arm cores is a multiple of it), so a group of four rows
 // of three arrays is twelve lines competing for one set, evicted before their second use. Such calls take
-// groups of two (six lines). Measured on Zen 3, 64 x 4096 float32, one thread: groups of four 0.48-1.9 ns per
-// value depending on where x, dy and dx lie relative to each other, groups of two 0.56-0.67 for every placement
-// tried; at 2560 values (rows 2 KiB apart modulo 4 KiB) groups of four stay about 10% faster.
+// groups of two (six lines). A rule from the cache's geometry, which Zen 3 and Zen 4 share (32 KiB, 8 ways), not
+// a timing: measured on Zen 3 only, 64 x 4096 float32, one thread: groups of four 0.48-1.9 ns per value
+// depending on where x, dy and dx lie relative to each other, groups of two 0.50-0.67; at 2560 values (rows
+// 2 KiB apart modulo 4 KiB) groups of four stay about 10% faster.
 template <typename T, typename W>
 bool rows_share_sets(const rmsnorm::BackwardArgs<T, W>& a) {
   constexpr size_t kSpan = 4096 / sizeof(T);
