@@ -47,10 +47,11 @@ struct CallParams {
   double residual_scale = 1.0;  // addRmsNorm: residual += x * residual_scale
   size_t k = 0;                 // pRMSNorm: the statistic covers the first k values of each row (k == dim by default)
   double eps = 1e-5;
-  double offset = 0.0;  // y = x * rstd * (offset + weight) + bias
-  bool llama = false;   // castMode 'llama' (half types, forward): round x * rstd to T before the weight
-  bool large = false;   // an output far larger than the caches (the backward pass then prefetches its next rows)
-  bool stream = false;  // write y or dx with non-temporal stores (large outputs, where they were measured to win)
+  double offset = 0.0;    // y = x * rstd * (offset + weight) + bias
+  bool llama = false;     // castMode 'llama' (half types, forward): round x * rstd to T before the weight
+  bool large = false;     // an output far larger than the caches (the backward pass then prefetches its next rows)
+  bool stream = false;    // write y or dx with non-temporal stores (large outputs, where they were measured to win)
+  size_t param_head = 0;  // forward kernels with prepared parameters (forward.cc): the column their pairs start at
 
   // The offset of group u in an array of row stride s.
   size_t at(size_t u, size_t s) const { return heads == 1 ? u * s : (u / heads) * s + (u % heads) * head_stride; }

@@ -244,8 +244,26 @@ struct Vec<float> {
   static void stream2(f16_t* p, R a, R b) {
     _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm256_set_m128i(narrow_f16(b), narrow_f16(a)));
   }
+  // Sixteen bfloat16 values as two vectors in even/odd order (see PairOrder): one 32-byte load, and each
+  // 32-bit lane's two halves widened in place by a shift and a mask, where widening in element order takes two
+  // zero-extensions and two shifts. The store is the inverse: the two rounded vectors merged lane by lane, with
+  // no pack and no cross-lane permute.
+  static void load_eo(const bf16_t* p, R& a, R& b) {
+    const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    a = _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+    b = _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+  // Needs values computed from bfloat16 operands only (and finite scalars): a NaN among them then carries a
+  // payload widened from bfloat16 (low 16 bits zero) or the default NaN, which the rounding keeps exactly, so
+  // no NaN test is needed (a float32 NaN with low payload bits set could carry into the exponent).
+  static void store_eo(bf16_t* p, R a, R b) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), merge_eo(a, b)); }
+  static void stream_eo(bf16_t* p, R a, R b) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), merge_eo(a, b)); }
 
  private:
+  // The rounded bits of a moved to the low half, b's (already in the high half) kept there.
+  static __m256i merge_eo(R a, R b) {
+    return _mm256_blend_epi16(_mm256_srli_epi32(bf16_rounded_high(a), 16), bf16_rounded_high(b), 0xAA);
+  }
   static __m256i pack2(R a, R b) {
     // NaN is rare: one compare covers both vectors, and only a pair holding one takes the NaN-keeping path.
     const __m256 nan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
@@ -273,10 +291,12 @@ struct Vec<float> {
   }
   // Round to nearest even, in the low 16 bits of each lane; right for every lane but NaN (whose payload may
   // carry into the exponent or the sign).
-  static __m256i bf16_rounded(R v) {
+  static __m256i bf16_rounded(R v) { return _mm256_srli_epi32(bf16_rounded_high(v), 16); }
+  // The same in the high 16 bits of each lane (the low 16 bits are left over).
+  static __m256i bf16_rounded_high(R v) {
     const __m256i u = _mm256_castps_si256(v);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    return _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+    return _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
   }
   static __m256i bf16_bits(R v) {
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16), _mm256_set1_epi32(0x40));
@@ -500,18 +520,51 @@ template <typename V, typename P>
 struct HasPair<V, P, decltype(V::store2(static_cast<P*>(nullptr), typename V::R{}, typename V::R{}))> : std::true_type {
 };
 
-template <typename V, typename P>
+// A pair's lanes may hold its 2 * V::N values in another order than element order where the target converts
+// faster that way; every operand of an element-wise step is then loaded in the same order (load_pair), and
+// store_pair puts each value back in its place, so the order never changes a result:
+//   kNatural          a = p[0, N), b = p[N, 2N)
+//   kEvenOdd          a = the even elements, b = the odd ones: bfloat16 data on AVX2 with bfloat16 parameters
+//                     or none, where a 32-bit lane holds two values (float32 parameters would need a shuffle
+//                     each, and their NaN payloads a NaN test: they keep the natural order)
+//   kEvenOddPrepared  the same for the bfloat16 data, with float32 parameters already stored in that order
+//                     in blocks of 2N values (forward.cc, prepare_params): loaded as they lie.
+enum PairOrder : int { kNatural, kEvenOdd, kEvenOddPrepared };
+
+// The order the kernels use for pairs of T data with parameters (weight, bias) of type W, if kParams.
+template <typename T, typename W, bool kParams>
+constexpr int pair_order() {
+#if defined(RMSNORM_TARGET_AVX2) && !defined(RMSNORM_TARGET_AVX512)
+  if (std::is_same<T, bf16_t>::value && (!kParams || std::is_same<W, bf16_t>::value)) return kEvenOdd;
+#endif
+  return kNatural;
+}
+
+template <typename V, int kOrder = kNatural, typename P>
+inline void load_pair(const P* p, typename V::R& a, typename V::R& b) {
+  if constexpr (kOrder == kNatural || (kOrder == kEvenOddPrepared && std::is_same<P, float>::value)) {
+    a = V::load(p);
+    b = V::load(p + V::N);
+  } else {
+    V::load_eo(p, a, b);
+  }
+}
+template <typename V, int kOrder = kNatural, typename P>
 inline void store_pair(P* p, typename V::R a, typename V::R b) {
-  if constexpr (HasPair<V, P>::value) {
+  if constexpr (kOrder != kNatural) {
+    V::store_eo(p, a, b);
+  } else if constexpr (HasPair<V, P>::value) {
     V::store2(p, a, b);
   } else {
     V::store(p, a);
     V::store(p + V::N, b);
   }
 }
-template <typename V, typename P>
+template <typename V, int kOrder = kNatural, typename P>
 inline void stream_pair(P* p, typename V::R a, typename V::R b) {
-  if constexpr (HasPair<V, P>::value) {
+  if constexpr (kOrder != kNatural) {
+    V::stream_eo(p, a, b);
+  } else if constexpr (HasPair<V, P>::value) {
     V::stream2(p, a, b);
   } else {
     store_stream<V>(p, a);

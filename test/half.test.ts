@@ -529,3 +529,119 @@ describe.each(DTYPES)('%s outputs with NaN and infinite weights, at every positi
     }
   });
 });
+
+// bfloat16 data with bfloat16 parameters may take another vector path than with float32 parameters (AVX2
+// widens and rounds sixteen values at a time in even/odd lane order, with no NaN test: a NaN computed from
+// bfloat16 operands has a payload the rounding keeps). NaNs with every kind of payload, in the data and in the
+// weights, at every position of a vector pair, must give the same bits both ways.
+describe('bfloat16 NaN payloads: bfloat16 and float32 parameters give the same bits', () => {
+  // quiet, all payload bits, negative, signalling (the lowest payload bit only), infinities
+  const payloads = [0x7fc0, 0x7fff, 0xffff, 0xffc1, 0x7f81, 0xff81, 0x7f80, 0xff80];
+  const bits = (a: Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  it.each([37, 64, 100, 4096])('dim %i', (dim) => {
+    const rows = payloads.length;
+    // x: payload r in row r; weight: one payload per call
+    const cases = [['x', -1] as const, ...payloads.map((_, k) => ['weight', k] as const)];
+    for (const [where, k] of cases) {
+      for (const pos of [0, 1, 7, 8, 15, 16, 17, 31, dim - 1]) {
+        if (pos >= dim) continue;
+        const x = toBFloat16(randomArray(Float32Array, rows * dim, 81 + pos));
+        const wh = toBFloat16(randomArray(Float32Array, dim, 82, 0.5, 1.5));
+        const bh = toBFloat16(randomArray(Float32Array, dim, 83));
+        if (where === 'weight') wh[pos] = payloads[k]!;
+        else payloads.forEach((p, r) => (x[r * dim + pos] = p));
+        const w32 = fromBFloat16(wh);
+        const b32 = fromBFloat16(bh);
+        const o = { dtype: 'bfloat16' } as const;
+        const what = `${where} ${where === 'weight' ? `0x${payloads[k]!.toString(16)} ` : ''}at ${pos}`;
+        const same = (h: Uint16Array, f: Uint16Array, op: string) =>
+          expect(bits(h).equals(bits(f)), `${op}, ${what}`).toBe(true);
+        same(rmsNorm(x, wh, o), rmsNorm(x, w32, o), 'rmsNorm');
+        same(
+          rmsNorm(x, null, { ...o, dim }),
+          rmsNorm(
+            x,
+            w32.map(() => 1),
+            o,
+          ),
+          'rmsNorm without weight',
+        );
+        same(layerNorm(x, wh, bh, o), layerNorm(x, w32, b32, o), 'layerNorm');
+        same(rmsNorm(x, wh, { ...o, castMode: 'llama' }), rmsNorm(x, w32, { ...o, castMode: 'llama' }), 'llama');
+        // every NaN lane a quiet NaN, and NaNs there are where a NaN went in
+        const y = rmsNorm(x, wh, o);
+        let nans = 0;
+        for (let i = 0; i < y.length; i++) {
+          if ((y[i]! & 0x7fff) > 0x7f80) {
+            nans++;
+            expect(y[i]! & 0x40, `quiet at ${i} (${what})`).not.toBe(0);
+          }
+        }
+        if (where === 'x' || (payloads[k]! & 0x7fff) > 0x7f80) expect(nans, `NaNs out (${what})`).toBeGreaterThan(0);
+      }
+    }
+  });
+});
+
+// Calls of four rows and more may run with their parameters prepared once (AVX2 with bfloat16 data: widened,
+// stored in the kernel's lane order from the first row's aligned column on); every row must come out with the
+// bits the same row gets alone, whatever its alignment, on the vector path and on the exact path (rows whose
+// 1/rms leaves float32's range), with float32 and bfloat16 parameters, NaN payloads in float32 weights included.
+describe('bfloat16 calls of several rows give each row the bits it gets alone', () => {
+  const bits = (a: Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  it.each([37, 100, 4096])('dim %i', (dim) => {
+    const rows = 6;
+    const row = (r: number) => {
+      const v = randomArray(Float32Array, dim, 91 + r);
+      // rows 1 and 4: magnitudes near the bottom of bfloat16's range, rstd beyond float32's
+      if (r === 1 || r === 4) v.forEach((t, i) => (v[i] = t * 2 ** -128));
+      return v;
+    };
+    const x = new Uint16Array(rows * dim);
+    for (let r = 0; r < rows; r++) x.set(toBFloat16(row(r)), r * dim);
+    const wh = toBFloat16(randomArray(Float32Array, dim, 95, 0.5, 1.5));
+    const bh = toBFloat16(randomArray(Float32Array, dim, 96));
+    const wNaN = fromBFloat16(wh);
+    new Uint32Array(wNaN.buffer)[dim >> 1] = 0x7fffffff; // a float32 NaN with low payload bits
+    for (const [w, b, what] of [
+      [wh, bh, 'bfloat16 parameters'],
+      [fromBFloat16(wh), fromBFloat16(bh), 'float32 parameters'],
+      [wNaN, null, 'float32 weight with a NaN payload'],
+    ] as const) {
+      for (const castMode of ['fp32', 'llama'] as const) {
+        // out at an odd element offset: rows start at different offsets within a cache line
+        const buffer = new Uint16Array(rows * dim + 3);
+        const out = buffer.subarray(3, 3 + rows * dim);
+        const o = { dtype: 'bfloat16', castMode, out } as const;
+        const all = {
+          rms: rmsNorm(x, w, { ...o, bias: b ?? undefined }).slice(),
+          ln: layerNorm(x, w, b, o).slice(),
+        };
+        for (let r = 0; r < rows; r++) {
+          const xr = x.subarray(r * dim, (r + 1) * dim);
+          const one = { dtype: 'bfloat16', castMode } as const;
+          const at = `${what}, ${castMode}, row ${r}`;
+          const slice = (a: Uint16Array) => a.subarray(r * dim, (r + 1) * dim);
+          expect(
+            bits(slice(all.rms)).equals(bits(rmsNorm(xr, w, { ...one, bias: b ?? undefined }))),
+            `rmsNorm ${at}`,
+          ).toBe(true);
+          expect(bits(slice(all.ln)).equals(bits(layerNorm(xr, w, b, one))), `layerNorm ${at}`).toBe(true);
+        }
+        const res1 = toBFloat16(randomArray(Float32Array, rows * dim, 97));
+        const res2 = res1.slice();
+        const y = addRmsNorm(x, res1, w, o).slice();
+        for (let r = 0; r < rows; r++) {
+          const yr = addRmsNorm(x.subarray(r * dim, (r + 1) * dim), res2.subarray(r * dim, (r + 1) * dim), w, {
+            dtype: 'bfloat16',
+            castMode,
+          });
+          expect(
+            bits(y.subarray(r * dim, (r + 1) * dim)).equals(bits(yr)),
+            `addRmsNorm ${what}, ${castMode}, row ${r}`,
+          ).toBe(true);
+        }
+      }
+    }
+  });
+});

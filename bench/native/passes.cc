@@ -31,12 +31,12 @@ double best_ns(F f) {
 
 volatile double sink = 0;
 
-template <typename T>
+template <typename T, typename W = float>
 void passes(const char* name, const std::vector<float>& values) {
   constexpr size_t kDim = 4096, kRows = 4, kN = kDim * kRows;
   std::vector<T> x(kN), y(kN);
   for (size_t i = 0; i < kN; ++i) x[i] = from_double<T>(values[i]);
-  const std::vector<float> w(kDim, 1.1f);
+  const std::vector<W> w(kDim, from_double<W>(1.1));
   const double p1 = best_ns([&] {
     double s = 0;
     for (size_t r = 0; r < kRows; ++r) s += sum_squares_row(x.data() + r * kDim, kDim);
@@ -44,11 +44,11 @@ void passes(const char* name, const std::vector<float>& values) {
   });
   const double p2 = best_ns([&] {
     for (size_t r = 0; r < kRows; ++r) {
-      scale_row<T, float, false, kWeightTerm>(x.data() + r * kDim, y.data() + r * kDim, w.data(), nullptr, 0.0f, 0.0f,
-                                              0.7f, 0.0f, kDim, false, nullptr);
+      scale_row<T, W, false, kWeightTerm>(x.data() + r * kDim, y.data() + r * kDim, w.data(), nullptr, 0.0f, 0.0f, 0.7f,
+                                          0.0f, kDim, false, nullptr);
     }
   });
-  std::printf("%-9s pass 1 %.3f ns/value, pass 2 %.3f ns/value\n", name, p1 / kN, p2 / kN);
+  std::printf("%-27s pass 1 %.3f ns/value, pass 2 %.3f ns/value\n", name, p1 / kN, p2 / kN);
 }
 
 }  // namespace
@@ -58,5 +58,7 @@ int main() {
   for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(std::sin(i * 0.37) * 2);
   passes<float>("float32", values);
   passes<rmsnorm::bf16_t>("bfloat16", values);
+  passes<rmsnorm::bf16_t, rmsnorm::bf16_t>("bfloat16 (bfloat16 weight)", values);
   passes<rmsnorm::f16_t>("float16", values);
+  passes<rmsnorm::f16_t, rmsnorm::f16_t>("float16 (float16 weight)", values);
 }

@@ -95,8 +95,8 @@ void rms_backward_scalars(const rmsnorm::BackwardArgs<T, W>& a, size_t r, double
   using C = Compute<T>;
   using V = Vec<C>;
   const auto vo = V::set1(static_cast<C>(a.offset));
-  const bool fuse = !a.rstd && a.k == n;
-  double sums[2] = {0.0, 0.0};  // sum g x, sum x^2
+  const bool fuse = !a.rstd && a.k == n && pair_order<T, T, false>() == kNatural;  // (sum_squares_blocked)
+  double sums[2] = {0.0, 0.0};                                                     // sum g x, sum x^2
   auto dot_body = [&](size_t i, bool full, size_t m, typename V::R* acc) {
     const auto wv = a.weight ? V::add(load_v<C>(a.weight, i, full, m), vo) : V::set1(C(1));
     const auto xv = load_t(x, i, full, m);

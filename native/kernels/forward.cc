@@ -23,8 +23,44 @@ bool fast_scale<double>(const RowScale& s, double rstd) {
 }
 
 // What a forward kernel instantiation writes: which affine terms, and castMode 'llama' (round x * rstd to
-// the storage type before the weight, as Hugging Face's Llama/Granite RMSNorm does).
-enum Term : unsigned { kWeightTerm = 1, kBiasTerm = 2, kLlamaTerm = 4 };
+// the storage type before the weight, as Hugging Face's Llama/Granite RMSNorm does). kPreparedTerm: the
+// parameters come from prepare_params (float32, pair order, the offset 0 already added).
+enum Term : unsigned { kWeightTerm = 1, kBiasTerm = 2, kLlamaTerm = 4, kPreparedTerm = 8 };
+
+// Does this target prepare the parameters of calls on T data (PairOrder kEvenOddPrepared)?
+template <typename T>
+constexpr bool kPrepares = pair_order<T, T, false>() == kEvenOdd;
+
+// Where value i of a row of n lies in parameters laid out by prepare_params from column h on (the start of the
+// pair loop: scale_row's head): blocks of 16 in even/odd order, the first h values and the last (n - h) % 16
+// in place.
+inline size_t prepared_index(size_t i, size_t n, size_t h) {
+  if (i < h || i - h >= (n - h) / 16 * 16) return i;
+  const size_t j = (i - h) % 16;
+  return i - j + (j % 2 ? 8 + j / 2 : j / 2);
+}
+
+// Parameters of T data widened to float32 once per call and thread, plus the offset (0: so -0 becomes +0, as
+// the kernel's own addition makes it), in the pair order the kernel loads its data in from column h. False
+// where a float32 NaN with payload bits in its low half would come out (its rounding could carry into the
+// exponent; the pair store has no NaN test): the call then takes the other path.
+template <typename P>
+bool prepare_params(const P* src, float* dst, size_t n, size_t h) {
+  bool ok = true;
+  for (size_t i = 0; i < n; ++i) {
+    const float v = 0.0f + static_cast<float>(to_double(src[i]));
+    ok &= !(v != v && (f32_to_bits(v) & 0xffffu) != 0);
+    dst[prepared_index(i, n, h)] = v;
+  }
+  return ok;
+}
+
+// The column where scale_row's pair loop starts on a row written at y (its head): the first cache line.
+template <typename T>
+size_t pair_start(const T* y, size_t n) {
+  constexpr size_t N = Vec<Compute<T>>::N;
+  return head_to_align(y, n, 64 / sizeof(T) > N ? 64 / sizeof(T) : N);
+}
 
 // Asks for the cache lines of p[0, n) (the next row, while this one is scaled from cache): the row's first pass
 // then reads it from cache instead of waiting on memory line after line.
@@ -40,7 +76,7 @@ inline void prefetch_span(const T* p, size_t n) {
 // the affine step is a plain multiply and add (no fused rounding), to match that rule bit for bit.
 template <typename T, typename W, bool kCenter, unsigned kT>
 void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, Compute<T> center_lo, Compute<T> rstd,
-               Compute<T> offset, size_t n, bool stream, const T* next) {
+               Compute<T> offset, size_t n, bool stream, const T* next, size_t param_head = 0) {
   using C = Compute<T>;
   using V = Vec<C>;
   constexpr size_t N = V::N;
@@ -48,51 +84,70 @@ void scale_row(const T* x, T* y, const W* w, const W* b, Compute<T> center_hi, C
   const auto vo = V::set1(offset);
   const auto vch = V::set1(center_hi);
   const auto vcl = V::set1(center_lo);
-  auto one = [&](typename V::R xv, size_t i, bool full, size_t m) {
+  // One vector of outputs from x, weight and bias vectors (the latter two ignored where kT lacks them).
+  auto one = [&](typename V::R xv, typename V::R wv, typename V::R bv) {
     if (kCenter) xv = V::sub(V::sub(xv, vch), vcl);
     auto v = V::mul(xv, vr);
     if ((kT & kLlamaTerm)) v = round_storage<T>(v);
     if ((kT & kWeightTerm)) {
-      const auto wv = V::add(load_v<C>(w, i, full, m), vo);
+      if (!(kT & kPreparedTerm)) wv = V::add(wv, vo);
       if ((kT & kBiasTerm) && !(kT & kLlamaTerm)) {
-        v = V::fma(v, wv, load_v<C>(b, i, full, m));
+        v = V::fma(v, wv, bv);
       } else {
         v = V::mul(v, wv);
-        if ((kT & kBiasTerm)) v = V::add(v, load_v<C>(b, i, full, m));
+        if ((kT & kBiasTerm)) v = V::add(v, bv);
       }
     } else if ((kT & kBiasTerm)) {
-      v = V::add(v, load_v<C>(b, i, full, m));
+      v = V::add(v, bv);
     }
     return v;
+  };
+  // The vector at i (m lanes), in element order.
+  auto at = [&](size_t i, bool full, size_t m) {
+    auto wv = V::zero(), bv = V::zero();
+    if ((kT & kWeightTerm)) wv = load_v<C>(w, i, full, m);
+    if ((kT & kBiasTerm)) bv = load_v<C>(b, i, full, m);
+    return one(load_v<C>(x, i, full, m), wv, bv);
+  };
+  // The pair at i, in the target's pair order for this data and these parameters (simd.h, PairOrder).
+  constexpr int kOrder =
+      (kT & kPreparedTerm) ? kEvenOddPrepared : pair_order<T, W, (kT & (kWeightTerm | kBiasTerm)) != 0>();
+  auto pair = [&](size_t i, typename V::R& v0, typename V::R& v1) {
+    typename V::R x0, x1, w0 = V::zero(), w1 = V::zero(), b0 = V::zero(), b1 = V::zero();
+    load_pair<V, kOrder>(x + i, x0, x1);
+    if constexpr ((kT & kWeightTerm) != 0) load_pair<V, kOrder>(w + i, w0, w1);
+    if constexpr ((kT & kBiasTerm) != 0) load_pair<V, kOrder>(b + i, b0, b1);
+    v0 = one(x0, w0, b0);
+    v1 = one(x1, w1, b1);
   };
   // A short masked head first, so the main loop's stores start on a cache line: an unaligned 64-byte store
   // spans two lines, and a streamed line is written whole by consecutive stores (a line left half-written is
   // flushed from the write-combining buffers as a partial write). Each element is computed the same way in the
-  // head and the loop, so the split (which depends on the address) never changes a result.
-  constexpr size_t kLineElems = 64 / sizeof(T) > N ? 64 / sizeof(T) : N;
-  const size_t head = head_to_align(y, n, kLineElems);
+  // head, the pairs and the tail, whatever their lane order, so the split (which depends on the address) never
+  // changes a result. Prepared parameters fix the head for the whole call at that of its first row: the same
+  // for every row where rows lie a multiple of 64 bytes apart; other rows then store unaligned, never streamed.
+  const size_t head = (kT & kPreparedTerm) ? param_head : pair_start(y, n);
   size_t i = 0;
   for (; i < head; i += N) {
     const size_t m = head - i < N ? head - i : N;
-    V::storen(y + i, one(V::loadn(x + i, m), i, false, m), m);
+    V::storen(y + i, at(i, false, m), m);
   }
   i = head;
+  typename V::R v0, v1;
   if (stream && reinterpret_cast<uintptr_t>(y + i) % 64 == 0) {
     for (; i + 2 * N <= n; i += 2 * N) {
       if (next) prefetch_span(next + i, 2 * N);
-      const auto v0 = one(V::load(x + i), i, true, N);
-      const auto v1 = one(V::load(x + i + N), i + N, true, N);
-      stream_pair<V>(y + i, v0, v1);
+      pair(i, v0, v1);
+      stream_pair<V, kOrder>(y + i, v0, v1);
     }
   }
   for (; i + 2 * N <= n; i += 2 * N) {
     if (next) prefetch_span(next + i, 2 * N);
-    const auto v0 = one(V::load(x + i), i, true, N);
-    const auto v1 = one(V::load(x + i + N), i + N, true, N);
-    store_pair<V>(y + i, v0, v1);
+    pair(i, v0, v1);
+    store_pair<V, kOrder>(y + i, v0, v1);
   }
-  for (; i + N <= n; i += N) V::store(y + i, one(V::load(x + i), i, true, N));
-  if (i < n) V::storen(y + i, one(V::loadn(x + i, n - i), i, false, n - i), n - i);
+  for (; i + N <= n; i += N) V::store(y + i, at(i, true, N));
+  if (i < n) V::storen(y + i, at(i, false, n - i), n - i);
 }
 
 // d * 2^-e * r * f for finite non-zero d and r, with no intermediate overflow or underflow: d, f and the
@@ -118,20 +173,21 @@ inline double mul_exp(double d, int e, double r, double f) {
 // output is finite.
 template <typename T, typename W, bool kCenter, unsigned kT>
 void scale_row_exact(const T* x, T* y, const W* w, const W* b, double center_s, int ce, const RowScale& s,
-                     double offset, size_t n) {
+                     double offset, size_t n, size_t param_head = 0) {
   const int e = kCenter ? s.e - ce : s.e;
   for (size_t i = 0; i < n; ++i) {
+    const size_t pi = (kT & kPreparedTerm) ? prepared_index(i, n, param_head) : i;  // (the offset is then 0)
     double d = to_double(x[i]);
     if (kCenter) d = scale2(d, -ce) - center_s;
     double v;
     if (std::is_same<T, double>::value && d - d == 0.0 && d != 0.0 && s.r - s.r == 0.0 && s.r != 0.0) {
-      v = mul_exp(d, e, s.r, (kT & kWeightTerm) ? offset + to_double(w[i]) : 1.0);
+      v = mul_exp(d, e, s.r, (kT & kWeightTerm) ? offset + to_double(w[pi]) : 1.0);
     } else {
       v = scale2(d, -e) * s.r;
       if ((kT & kLlamaTerm)) v = to_double(from_double<T>(v));
-      if ((kT & kWeightTerm)) v *= offset + to_double(w[i]);
+      if ((kT & kWeightTerm)) v *= offset + to_double(w[pi]);
     }
-    if ((kT & kBiasTerm)) v += to_double(b[i]);
+    if ((kT & kBiasTerm)) v += to_double(b[pi]);
     y[i] = from_double<T>(v);
   }
 }
@@ -147,9 +203,9 @@ void write_row(const NormArgs<T, W>& a, const T* x, T* y, double center, double 
     const C hi = static_cast<C>(center);
     const C lo = static_cast<C>(center - static_cast<double>(hi));
     scale_row<T, W, kCenter, kT>(x, y, a.weight, a.bias, hi, lo, static_cast<C>(rstd), static_cast<C>(a.offset), a.dim,
-                                 a.stream, next);
+                                 a.stream, next, a.param_head);
   } else {
-    scale_row_exact<T, W, kCenter, kT>(x, y, a.weight, a.bias, center_s, ce, s, a.offset, a.dim);
+    scale_row_exact<T, W, kCenter, kT>(x, y, a.weight, a.bias, center_s, ce, s, a.offset, a.dim, a.param_head);
   }
 }
 
@@ -263,41 +319,67 @@ void layer_norm_rows_impl(const NormArgs<T, W>& a, size_t r0, size_t r1) {
 // Dispatch on which affine terms are present (and castMode for half types), so the inner loops carry no
 // branches.
 
+// Runs Impl with the call's terms, plus kExtra.
+template <typename T, typename W, template <typename, typename, unsigned> class Impl, unsigned kExtra = 0>
+void run_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
+  const unsigned terms =
+      (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
+  switch (terms) {
+    case 0: return Impl<T, W, kExtra | 0>::run(a, r0, r1);
+    case 1: return Impl<T, W, kExtra | 1>::run(a, r0, r1);
+    case 2: return Impl<T, W, kExtra | 2>::run(a, r0, r1);
+    case 3: return Impl<T, W, kExtra | 3>::run(a, r0, r1);
+  }
+  if constexpr (kIsHalf<T>) {
+    switch (terms) {
+      case 4: return Impl<T, W, kExtra | 4>::run(a, r0, r1);
+      case 5: return Impl<T, W, kExtra | 5>::run(a, r0, r1);
+      case 6: return Impl<T, W, kExtra | 6>::run(a, r0, r1);
+      case 7: return Impl<T, W, kExtra | 7>::run(a, r0, r1);
+    }
+  }
+}
+
 template <typename T, typename W, template <typename, typename, unsigned> class Impl>
 void dispatch_terms(const NormArgs<T, W>& a, size_t r0, size_t r1) {
-  // Half-precision parameters are widened to float32 once per call and thread (the exact conversion each row
-  // would otherwise repeat: two instructions per vector) for calls of several rows, which then run the
-  // float32-parameter kernels: bit for bit the same. malloc, not new: the kernel objects carry no
-  // exception-handling machinery.
-  if constexpr (kIsHalf<W>) {
-    if (r1 - r0 >= 4 && (a.weight || a.bias)) {
+  // For calls of several rows the parameters are widened to float32 once per call and thread (the exact
+  // conversion each row would otherwise repeat), and the float32-parameter kernels run: bit for bit the same.
+  // malloc, not new: the kernel objects carry no exception-handling machinery.
+  if (r1 - r0 >= 4 && (a.weight || a.bias)) {
+    // Where the target pairs the data in even/odd order (bfloat16 on AVX2), they are stored in that order
+    // with the offset added (prepare_params): the pair loop then loads them as they lie, with no conversion
+    // and no addition. Offset 0 only (the exact path's double sum would differ otherwise).
+    if constexpr (kPrepares<T>) {
+      if (a.offset == 0) {
+        if (float* buffer = static_cast<float*>(std::malloc(2 * a.dim * sizeof(float)))) {
+          const float* const w = a.weight ? buffer : nullptr;
+          const float* const b = a.bias ? buffer + a.dim : nullptr;
+          NormArgs<T, float> p = a.with_params(w, b);
+          p.param_head = pair_start(a.y + a.at(r0, a.y_stride), a.dim);
+          const bool ok = (!w || prepare_params(a.weight, buffer, a.dim, p.param_head)) &
+                          (!b || prepare_params(a.bias, buffer + a.dim, a.dim, p.param_head));
+          if (ok) run_terms<T, float, Impl, kPreparedTerm>(p, r0, r1);
+          std::free(buffer);
+          if (ok) return;
+        }
+      }
+    }
+    // Half parameters elsewhere, in element order. Not where the target pairs half data with half
+    // parameters in another order (bfloat16 on AVX2): widening them with the data costs less than loading
+    // float32 there.
+    if constexpr (kIsHalf<W> && pair_order<T, W, true>() == kNatural) {
       if (float* buffer = static_cast<float*>(std::malloc(2 * a.dim * sizeof(float)))) {
         if (a.weight) to_float(a.weight, buffer, a.dim);
         if (a.bias) to_float(a.bias, buffer + a.dim, a.dim);
-        dispatch_terms<T, float, Impl>(a.with_params(a.weight ? static_cast<const float*>(buffer) : nullptr,
-                                                     a.bias ? static_cast<const float*>(buffer + a.dim) : nullptr),
-                                       r0, r1);
+        run_terms<T, float, Impl>(a.with_params(a.weight ? static_cast<const float*>(buffer) : nullptr,
+                                                a.bias ? static_cast<const float*>(buffer + a.dim) : nullptr),
+                                  r0, r1);
         std::free(buffer);
         return;
       }
     }
   }
-  const unsigned terms =
-      (a.weight ? kWeightTerm : 0u) | (a.bias ? kBiasTerm : 0u) | (kIsHalf<T> && a.llama ? kLlamaTerm : 0u);
-  switch (terms) {
-    case 0: return Impl<T, W, 0>::run(a, r0, r1);
-    case 1: return Impl<T, W, 1>::run(a, r0, r1);
-    case 2: return Impl<T, W, 2>::run(a, r0, r1);
-    case 3: return Impl<T, W, 3>::run(a, r0, r1);
-  }
-  if constexpr (kIsHalf<T>) {
-    switch (terms) {
-      case 4: return Impl<T, W, 4>::run(a, r0, r1);
-      case 5: return Impl<T, W, 5>::run(a, r0, r1);
-      case 6: return Impl<T, W, 6>::run(a, r0, r1);
-      case 7: return Impl<T, W, 7>::run(a, r0, r1);
-    }
-  }
+  run_terms<T, W, Impl>(a, r0, r1);
 }
 
 template <typename T, typename W, unsigned kT>

@@ -129,13 +129,19 @@ inline size_t head_to_align(const T* p, size_t n, size_t N) {
 // The order: over columns [i, end), K independent accumulators take steps of K vectors of N lanes (accumulator
 // j the j-th vector of each step), then accumulator 0 takes single vectors, then accumulator 1 % K the partial
 // tail. body(j, i, full, m) adds columns [i, i + m) into accumulator j (m == N when full).
-template <size_t K, size_t N, typename Body>
-RMSNORM_ALWAYS_INLINE void reduce_steps(size_t i, size_t end, Body body) {
-  for (; i + K * N <= end; i += K * N) {
-    for (size_t j = 0; j < K; ++j) body(j, i + j * N, true, N);
-  }
+// step(i), where given, does a whole step at i itself (its columns may go to the K accumulators' lanes in
+// another fixed order, see sum_squares_blocked).
+template <size_t K, size_t N, typename Body, typename Step>
+RMSNORM_ALWAYS_INLINE void reduce_steps(size_t i, size_t end, Body body, Step step) {
+  for (; i + K * N <= end; i += K * N) step(i);
   for (; i + N <= end; i += N) body(0, i, true, N);
   if (i < end) body(1 % K, i, false, end - i);
+}
+template <size_t K, size_t N, typename Body>
+RMSNORM_ALWAYS_INLINE void reduce_steps(size_t i, size_t end, Body body) {
+  reduce_steps<K, N>(i, end, body, [&](size_t s) {
+    for (size_t j = 0; j < K; ++j) body(j, s + j * N, true, N);
+  });
 }
 
 // S sums over [0, n) in double, each in K accumulators combined pairwise at the end ((a0 + a1) + (a2 + a3)).
@@ -163,8 +169,9 @@ RMSNORM_ALWAYS_INLINE void double_sums(size_t n, double* out, Body body) {
 // S sums over [0, n) accumulated in the compute type C (float32 registers for float32 and half data) within
 // blocks of kSteps * K vectors, so that each lane of a block adds at most kSteps + 2 terms; each block's
 // accumulators are then widened to double lane by lane and added there, in order.
-template <typename C, size_t K, size_t S, size_t kSteps, typename Body>
-RMSNORM_ALWAYS_INLINE void blocked_sums(size_t n, double* out, Body body) {
+// step(acc, i), where given, adds a whole step of K vectors at i into acc[0 .. K) (see reduce_steps).
+template <typename C, size_t K, size_t S, size_t kSteps, typename Body, typename Step>
+RMSNORM_ALWAYS_INLINE void blocked_sums(size_t n, double* out, Body body, Step step) {
   using V = Vec<C>;
   using D = Vec<double>;
   constexpr size_t N = V::N, kBlock = kSteps * K * N;
@@ -177,7 +184,9 @@ RMSNORM_ALWAYS_INLINE void blocked_sums(size_t n, double* out, Body body) {
     for (size_t j = 0; j < K; ++j) {
       for (size_t s = 0; s < S; ++s) acc[j][s] = V::zero();
     }
-    reduce_steps<K, N>(start, end, [&](size_t j, size_t i, bool full, size_t m) { body(acc[j], i, full, m); });
+    reduce_steps<K, N>(
+        start, end, [&](size_t j, size_t i, bool full, size_t m) { body(acc[j], i, full, m); },
+        [&](size_t i) { step(acc, i); });
     alignas(64) C lanes[K * N];
     for (size_t s = 0; s < S; ++s) {
       for (size_t j = 0; j < K; ++j) V::store(lanes + j * N, acc[j][s]);
@@ -185,6 +194,13 @@ RMSNORM_ALWAYS_INLINE void blocked_sums(size_t n, double* out, Body body) {
     }
   }
   for (size_t s = 0; s < S; ++s) out[s] = D::sum(total[s]);
+}
+template <typename C, size_t K, size_t S, size_t kSteps, typename Body>
+RMSNORM_ALWAYS_INLINE void blocked_sums(size_t n, double* out, Body body) {
+  using R = typename Vec<C>::R;
+  blocked_sums<C, K, S, kSteps>(n, out, body, [&](R(*acc)[S], size_t i) {
+    for (size_t j = 0; j < K; ++j) body(acc[j], i + j * Vec<C>::N, true, Vec<C>::N);
+  });
 }
 
 // Sum of x[i]^2 for i < n, in double.
@@ -224,14 +240,32 @@ struct RowScale {
 // them, 10 at most in a tail (relative error <= 11 * 2^-24 per block sum), blocks accumulated in double. Returns
 // a value outside [2^-60, DBL_MAX] (inf, NaN, or tiny) when a square overflowed or underflowed float32, in which
 // case the caller sums again in double.
+// Where the target pairs T data in another order (bfloat16 on AVX2: simd.h, PairOrder), each whole step of
+// four vectors is two pairs, the first pair's lanes into accumulators 0 and 1, the second's into 2 and 3: a
+// fixed order too, at half the conversion work. rms_backward_scalars sums in element order, and so fuses its
+// sum of squares only where this does.
 template <typename T>
 double sum_squares_blocked(const T* x, size_t n) {
   using F = Vec<float>;
   double ss;
-  blocked_sums<float, 4, 1, 8>(n, &ss, [&](typename F::R* acc, size_t i, bool full, size_t m) {
+  auto body = [&](typename F::R* acc, size_t i, bool full, size_t m) {
     const auto v = full ? F::load(x + i) : F::loadn(x + i, m);
     acc[0] = F::fma(v, v, acc[0]);
-  });
+  };
+  constexpr int kOrder = pair_order<T, T, false>();
+  if constexpr (kOrder == kNatural) {
+    blocked_sums<float, 4, 1, 8>(n, &ss, body);
+  } else {
+    blocked_sums<float, 4, 1, 8>(n, &ss, body, [&](typename F::R(*acc)[1], size_t i) {
+      typename F::R v0, v1, v2, v3;
+      load_pair<F, kOrder>(x + i, v0, v1);
+      load_pair<F, kOrder>(x + i + 2 * F::N, v2, v3);
+      acc[0][0] = F::fma(v0, v0, acc[0][0]);
+      acc[1][0] = F::fma(v1, v1, acc[1][0]);
+      acc[2][0] = F::fma(v2, v2, acc[2][0]);
+      acc[3][0] = F::fma(v3, v3, acc[3][0]);
+    });
+  }
   return ss;
 }
 
