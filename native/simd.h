@@ -176,6 +176,15 @@ struct Vec<double> {
   static R loadn(const double* p, size_t n) { return _mm512_maskz_loadu_pd(mask8(n), p); }
   static R load(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
   static R loadn(const float* p, size_t n) { return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask8(n), p)); }
+  // Half data widened straight to double (LayerNorm's moments, the exact paths): exact.
+  static R load(const bf16_t* p) { return from_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static R loadn(const bf16_t* p, size_t n) { return from_bf16(_mm_maskz_loadu_epi16(mask8(n), p)); }
+  static R load(const f16_t* p) {
+    return _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static R loadn(const f16_t* p, size_t n) {
+    return _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(mask8(n), p)));
+  }
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
   static void storen(double* p, R v, size_t n) { _mm512_mask_storeu_pd(p, mask8(n), v); }
   static void stream(double* p, R v) { _mm512_stream_pd(p, v); }
@@ -186,6 +195,11 @@ struct Vec<double> {
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static double sum(R v) { return _mm512_reduce_add_pd(v); }
+
+ private:
+  static R from_bf16(__m128i h) {
+    return _mm512_cvtps_pd(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+  }
 };
 
 #elif defined(RMSNORM_TARGET_AVX2)
@@ -316,6 +330,13 @@ struct Vec<double> {
   static R loadn(const float* p, size_t n) {
     return _mm256_cvtps_pd(_mm_maskload_ps(p, _mm256_castsi256_si128(mask_epi32(n))));
   }
+  // Half data widened straight to double (LayerNorm's moments, the exact paths): exact.
+  static R load(const bf16_t* p) { return from_bf16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+  static R loadn(const bf16_t* p, size_t n) { return from_bf16(load_tail(p, n)); }
+  static R load(const f16_t* p) {
+    return _mm256_cvtps_pd(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static R loadn(const f16_t* p, size_t n) { return _mm256_cvtps_pd(_mm_cvtph_ps(load_tail(p, n))); }
   static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   static void storen(double* p, R v, size_t n) { _mm256_maskstore_pd(p, mask_epi64(n), v); }
   static void stream(double* p, R v) { _mm256_stream_pd(p, v); }
@@ -330,6 +351,15 @@ struct Vec<double> {
   static double sum(R v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+
+ private:
+  static R from_bf16(__m128i h) { return _mm256_cvtps_pd(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16))); }
+  template <typename H>
+  static __m128i load_tail(const H* p, size_t n) {
+    uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::memcpy(t, p, n * 2);
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
   }
 };
 
@@ -416,6 +446,15 @@ struct Vec<double> {
     std::memcpy(t, p, n * sizeof(float));
     return vcvt_f64_f32(vld1_f32(t));
   }
+  // Half data widened straight to double (LayerNorm's moments, the exact paths): exact.
+  static R load(const bf16_t* p) { return loadn(p, N); }
+  static R loadn(const bf16_t* p, size_t n) {
+    return vcvt_f64_f32(vget_low_f32(vreinterpretq_f32_u32(vshll_n_u16(half_tail(p, n), 16))));
+  }
+  static R load(const f16_t* p) { return loadn(p, N); }
+  static R loadn(const f16_t* p, size_t n) {
+    return vcvt_f64_f32(vget_low_f32(vcvt_f32_f16(vreinterpret_f16_u16(half_tail(p, n)))));
+  }
   static void store(double* p, R v) { vst1q_f64(p, v); }
   static void storen(double* p, R v, size_t n) {
     double t[N];
@@ -433,6 +472,14 @@ struct Vec<double> {
   static R mul(R a, R b) { return vmulq_f64(a, b); }
   static R fma(R a, R b, R c) { return vfmaq_f64(c, a, b); }
   static double sum(R v) { return vaddvq_f64(v); }
+
+ private:
+  template <typename H>
+  static uint16x4_t half_tail(const H* p, size_t n) {
+    uint16_t t[4] = {0, 0, 0, 0};
+    std::memcpy(t, p, n * 2);
+    return vld1_u16(t);
+  }
 };
 
 #else  // RMSNORM_TARGET_SCALAR: one lane, plain C++; builds for any CPU.

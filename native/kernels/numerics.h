@@ -72,22 +72,27 @@ inline f16_t from_double<f16_t>(double v) {
   return {f32_to_f16(static_cast<float>(v))};
 }
 
-// Loads of storage data widened to double (float16/bfloat16 element by element: only the exact paths and the
-// LayerNorm moments use them).
+// Loads of storage data widened to double (the exact paths and the LayerNorm moments use them): by the
+// target's vector conversion where it has one for the type, else element by element.
+template <typename T, typename = void>
+struct HasDoubleLoad : std::false_type {};
+template <typename T>
+struct HasDoubleLoad<T, decltype(void(Vec<double>::load(static_cast<const T*>(nullptr))))> : std::true_type {};
+
 template <typename T>
 inline typename Vec<double>::R dload(const T* p) {
-  if constexpr (kIsHalf<T>) {
-    return load_half_as_double(p, Vec<double>::N);
-  } else {
+  if constexpr (HasDoubleLoad<T>::value) {
     return Vec<double>::load(p);
+  } else {
+    return load_half_as_double(p, Vec<double>::N);
   }
 }
 template <typename T>
 inline typename Vec<double>::R dloadn(const T* p, size_t n) {
-  if constexpr (kIsHalf<T>) {
-    return load_half_as_double(p, n);
-  } else {
+  if constexpr (HasDoubleLoad<T>::value) {
     return Vec<double>::loadn(p, n);
+  } else {
+    return load_half_as_double(p, n);
   }
 }
 
