@@ -212,6 +212,13 @@ inline __m256i mask_epi64(size_t n) {
   return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(n)), _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
+// The first n <= 8 half values at p in a register, the rest zero (AVX2 has no 16-bit masked loads).
+inline __m128i load_tail(const void* p, size_t n) {
+  uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(t, p, n * 2);
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
+}
+
 template <>
 struct Vec<float> {
   using R = __m256;
@@ -287,12 +294,6 @@ struct Vec<float> {
     return _mm256_permute4x64_epi64(packed, 0xD8);
   }
   template <typename H>
-  static __m128i load_tail(const H* p, size_t n) {
-    uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::memcpy(t, p, n * 2);
-    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
-  }
-  template <typename H>
   static void store_tail(H* p, __m128i v, size_t n) {
     uint16_t t[8];
     _mm_storeu_si128(reinterpret_cast<__m128i*>(t), v);
@@ -355,17 +356,18 @@ struct Vec<double> {
 
  private:
   static R from_bf16(__m128i h) { return _mm256_cvtps_pd(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16))); }
-  template <typename H>
-  static __m128i load_tail(const H* p, size_t n) {
-    uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::memcpy(t, p, n * 2);
-    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
-  }
 };
 
 #elif defined(RMSNORM_TARGET_NEON)
 
 // NEON has no masked loads: tails go through a zeroed register-sized buffer on the stack.
+// The first n <= 4 half values at p in a register, the rest zero.
+inline uint16x4_t load_tail(const void* p, size_t n) {
+  uint16_t t[4] = {0, 0, 0, 0};
+  std::memcpy(t, p, n * 2);
+  return vld1_u16(t);
+}
+
 template <>
 struct Vec<float> {
   using R = float32x4_t;
@@ -405,12 +407,6 @@ struct Vec<float> {
 
  private:
   template <typename H>
-  static uint16x4_t load_tail(const H* p, size_t n) {
-    uint16_t t[4] = {0, 0, 0, 0};
-    std::memcpy(t, p, n * 2);
-    return vld1_u16(t);
-  }
-  template <typename H>
   static void store_tail(H* p, uint16x4_t v, size_t n) {
     uint16_t t[4];
     vst1_u16(t, v);
@@ -449,11 +445,11 @@ struct Vec<double> {
   // Half data widened straight to double (LayerNorm's moments, the exact paths): exact.
   static R load(const bf16_t* p) { return loadn(p, N); }
   static R loadn(const bf16_t* p, size_t n) {
-    return vcvt_f64_f32(vget_low_f32(vreinterpretq_f32_u32(vshll_n_u16(half_tail(p, n), 16))));
+    return vcvt_f64_f32(vget_low_f32(vreinterpretq_f32_u32(vshll_n_u16(load_tail(p, n), 16))));
   }
   static R load(const f16_t* p) { return loadn(p, N); }
   static R loadn(const f16_t* p, size_t n) {
-    return vcvt_f64_f32(vget_low_f32(vcvt_f32_f16(vreinterpret_f16_u16(half_tail(p, n)))));
+    return vcvt_f64_f32(vget_low_f32(vcvt_f32_f16(vreinterpret_f16_u16(load_tail(p, n)))));
   }
   static void store(double* p, R v) { vst1q_f64(p, v); }
   static void storen(double* p, R v, size_t n) {
@@ -472,14 +468,6 @@ struct Vec<double> {
   static R mul(R a, R b) { return vmulq_f64(a, b); }
   static R fma(R a, R b, R c) { return vfmaq_f64(c, a, b); }
   static double sum(R v) { return vaddvq_f64(v); }
-
- private:
-  template <typename H>
-  static uint16x4_t half_tail(const H* p, size_t n) {
-    uint16_t t[4] = {0, 0, 0, 0};
-    std::memcpy(t, p, n * 2);
-    return vld1_u16(t);
-  }
 };
 
 #else  // RMSNORM_TARGET_SCALAR: one lane, plain C++; builds for any CPU.
