@@ -278,6 +278,14 @@ struct Vec<float> {
   // payload widened from bfloat16 (low 16 bits zero) or the default NaN, which the rounding keeps exactly, so
   // no NaN test is needed (a float32 NaN with low payload bits set could carry into the exponent).
   static void store_eo(bf16_t* p, R a, R b) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), merge_eo(a, b)); }
+  // The same store, leaving a and b rounded to bfloat16 (as float32) for the caller's own use.
+  static void store_eo_rounded(bf16_t* p, R& a, R& b) {
+    const __m256i ra = bf16_rounded_high(a), rb = bf16_rounded_high(b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_blend_epi16(_mm256_srli_epi32(ra, 16), rb, 0xAA));
+    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+    a = _mm256_castsi256_ps(_mm256_and_si256(ra, high));
+    b = _mm256_castsi256_ps(_mm256_and_si256(rb, high));
+  }
   static void stream_eo(bf16_t* p, R a, R b) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), merge_eo(a, b)); }
 
  private:
@@ -594,6 +602,12 @@ inline void store_pair(P* p, typename V::R a, typename V::R b) {
     V::store(p, a);
     V::store(p + V::N, b);
   }
+}
+// A pair of float32 values stored rounded to bfloat16 in kEvenOdd order, a and b left holding the stored values.
+template <typename V, int kOrder, typename P>
+inline void store_pair_rounded(P* p, typename V::R& a, typename V::R& b) {
+  static_assert(kOrder == kEvenOdd, "the even/odd order only");
+  V::store_eo_rounded(p, a, b);
 }
 template <typename V, int kOrder = kNatural, typename P>
 inline void stream_pair(P* p, typename V::R a, typename V::R b) {

@@ -645,3 +645,27 @@ describe('bfloat16 calls of several rows give each row the bits it gets alone', 
     }
   });
 });
+
+// addRmsNorm on bfloat16: the new residual is the bfloat16 rounding of the exact sum (float32's sum of two
+// bfloat16 values rounds to the same bfloat16), bit for bit, on the even/odd path of AVX2 and everywhere else;
+// NaN and infinite inputs give NaN or the infinity.
+describe('bfloat16 addRmsNorm residual', () => {
+  it.each([7, 37, 100, 4096])('dim %i', (dim) => {
+    const rows = 5;
+    const n = rows * dim;
+    const x = toBFloat16(randomArray(Float32Array, n, 101));
+    const res = toBFloat16(randomArray(Float32Array, n, 102));
+    // far apart in magnitude, ties, and specials
+    for (let i = 0; i < n; i += 13) res[i] = toBFloat16(Float32Array.of(2 ** ((i % 40) - 20)))[0]!;
+    const specials = [0x7fc0, 0xffff, 0x7f81, 0x7f80, 0xff80, 0x0001, 0x8000];
+    specials.forEach((h, k) => (x[(k * 7919) % n] = h));
+    const want = toBFloat16(Float32Array.from(res, (r, i) => decodeBf16(r) + decodeBf16(x[i]!)));
+    const got = res.slice();
+    addRmsNorm(x, got, toBFloat16(randomArray(Float32Array, dim, 103, 0.5, 1.5)), { dtype: 'bfloat16' });
+    for (let i = 0; i < n; i++) {
+      const w = decodeBf16(want[i]!);
+      if (Number.isNaN(w)) expect(Number.isNaN(decodeBf16(got[i]!)), `NaN at ${i}`).toBe(true);
+      else expect(got[i], `at ${i}`).toBe(want[i]);
+    }
+  });
+});

@@ -257,7 +257,7 @@ double add_rows_sum_squares(const T* x, T* res, size_t n) {
   } else {
     using F = Vec<float>;
     double ss;
-    blocked_sums<float, 2, 1, 8>(n, &ss, [&](typename F::R* acc, size_t i, bool full, size_t m) {
+    auto body = [&](typename F::R* acc, size_t i, bool full, size_t m) {
       const auto sum =
           full ? F::add(F::load(res + i), F::load(x + i)) : F::add(F::loadn(res + i, m), F::loadn(x + i, m));
       const auto v = round_storage<T>(sum);
@@ -267,7 +267,24 @@ double add_rows_sum_squares(const T* x, T* res, size_t n) {
         F::storen(res + i, v, m);
       }
       acc[0] = F::fma(v, v, acc[0]);
-    });
+    };
+    constexpr int kOrder = pair_order<T, T, false>();
+    if constexpr (kOrder == kEvenOdd) {
+      // Whole steps as one pair in even/odd order (simd.h PairOrder): sums of two bfloat16 values need no NaN
+      // test, and the rounded values come back from the store for the sum of squares.
+      blocked_sums<float, 2, 1, 8>(n, &ss, body, [&](typename F::R(*acc)[1], size_t i) {
+        typename F::R r0, r1, x0, x1;
+        load_pair<F, kOrder>(res + i, r0, r1);
+        load_pair<F, kOrder>(x + i, x0, x1);
+        r0 = F::add(r0, x0);
+        r1 = F::add(r1, x1);
+        store_pair_rounded<F, kOrder>(res + i, r0, r1);
+        acc[0][0] = F::fma(r0, r0, acc[0][0]);
+        acc[1][0] = F::fma(r1, r1, acc[1][0]);
+      });
+    } else {
+      blocked_sums<float, 2, 1, 8>(n, &ss, body);
+    }
     if (ss >= 0x1p-60 && ss <= kDblMax) return ss;
     return sum_squares(static_cast<const T*>(res), n);
   }
