@@ -274,6 +274,12 @@ struct Vec<float> {
     a = _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
     b = _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
   }
+  // Sixteen float32 values in the same order (two in-lane shuffles and two qword permutes: prepare_params).
+  static void load_eo(const float* p, R& a, R& b) {
+    const R lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    a = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+    b = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+  }
   // Needs values computed from bfloat16 operands only (and finite scalars): a NaN among them then carries a
   // payload widened from bfloat16 (low 16 bits zero) or the default NaN, which the rounding keeps exactly, so
   // no NaN test is needed (a float32 NaN with low payload bits set could carry into the exponent).
@@ -281,7 +287,7 @@ struct Vec<float> {
   // The same store, leaving a and b rounded to bfloat16 (as float32) for the caller's own use.
   static void store_eo_rounded(bf16_t* p, R& a, R& b) {
     const __m256i ra = bf16_rounded_high(a), rb = bf16_rounded_high(b);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_blend_epi16(_mm256_srli_epi32(ra, 16), rb, 0xAA));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), merge_rounded(ra, rb));
     const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
     a = _mm256_castsi256_ps(_mm256_and_si256(ra, high));
     b = _mm256_castsi256_ps(_mm256_and_si256(rb, high));
@@ -289,9 +295,10 @@ struct Vec<float> {
   static void stream_eo(bf16_t* p, R a, R b) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), merge_eo(a, b)); }
 
  private:
-  // The rounded bits of a moved to the low half, b's (already in the high half) kept there.
-  static __m256i merge_eo(R a, R b) {
-    return _mm256_blend_epi16(_mm256_srli_epi32(bf16_rounded_high(a), 16), bf16_rounded_high(b), 0xAA);
+  static __m256i merge_eo(R a, R b) { return merge_rounded(bf16_rounded_high(a), bf16_rounded_high(b)); }
+  // a's rounded bits moved to the low half of each lane, b's (already in the high half) kept there.
+  static __m256i merge_rounded(__m256i ra, __m256i rb) {
+    return _mm256_blend_epi16(_mm256_srli_epi32(ra, 16), rb, 0xAA);
   }
   static __m256i pack2(R a, R b) {
     // NaN is rare: one compare covers both vectors, and only a pair holding one takes the NaN-keeping path.
@@ -369,6 +376,7 @@ struct Vec<double> {
 #elif defined(RMSNORM_TARGET_NEON)
 
 // NEON has no masked loads: tails go through a zeroed register-sized buffer on the stack.
+
 // The first n <= 4 half values at p in a register, the rest zero.
 inline uint16x4_t load_tail(const void* p, size_t n) {
   uint16_t t[4] = {0, 0, 0, 0};

@@ -32,27 +32,44 @@ template <typename T>
 constexpr bool kPrepares = pair_order<T, T, false>() == kEvenOdd;
 
 // Where value i of a row of n lies in parameters laid out by prepare_params from column h on (the start of the
-// pair loop: scale_row's head): blocks of 16 in even/odd order, the first h values and the last (n - h) % 16
-// in place.
+// pair loop: scale_row's head): blocks of a pair (2 * N values) in even/odd order, the first h values and the
+// last (n - h) % (2 * N) in place.
 inline size_t prepared_index(size_t i, size_t n, size_t h) {
-  if (i < h || i - h >= (n - h) / 16 * 16) return i;
-  const size_t j = (i - h) % 16;
-  return i - j + (j % 2 ? 8 + j / 2 : j / 2);
+  constexpr size_t kPair = 2 * Vec<float>::N;
+  if (i < h || i - h >= (n - h) / kPair * kPair) return i;
+  const size_t j = (i - h) % kPair;
+  return i - j + (j % 2 ? kPair / 2 + j / 2 : j / 2);
 }
 
 // Parameters of T data widened to float32 once per call and thread, plus the offset (0: so -0 becomes +0, as
-// the kernel's own addition makes it), in the pair order the kernel loads its data in from column h. False
-// where a float32 NaN with payload bits in its low half would come out (its rounding could carry into the
-// exponent; the pair store has no NaN test): the call then takes the other path.
+// the kernel's own addition makes it), in the pair order the kernel loads its data in from column h: each pair
+// loaded in that order and stored as it lies. False where a float32 NaN with payload bits in its low half
+// would come out (its rounding could carry into the exponent; the pair store has no NaN test): the call then
+// takes the other path.
 template <typename P>
 bool prepare_params(const P* src, float* dst, size_t n, size_t h) {
-  bool ok = true;
-  for (size_t i = 0; i < n; ++i) {
-    const float v = 0.0f + static_cast<float>(to_double(src[i]));
-    ok &= !(v != v && (f32_to_bits(v) & 0xffffu) != 0);
-    dst[prepared_index(i, n, h)] = v;
+  using F = Vec<float>;
+  constexpr size_t kPair = 2 * F::N;
+  const auto zero = F::zero();
+  auto widen = [](P v) { return 0.0f + static_cast<float>(to_double(v)); };
+  size_t i = 0;
+  for (; i < h; ++i) dst[i] = widen(src[i]);
+  for (; i + kPair <= n; i += kPair) {
+    typename F::R a, b;
+    load_pair<F, kEvenOdd>(src + i, a, b);
+    F::store(dst + i, F::add(zero, a));
+    F::store(dst + i + F::N, F::add(zero, b));
   }
-  return ok;
+  for (; i < n; ++i) dst[i] = widen(src[i]);
+  unsigned bad = 0;
+  if constexpr (std::is_same<P, float>::value) {
+    for (i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, dst + i, sizeof u);
+      bad |= ((u & 0x7fffffffu) > 0x7f800000u) & ((u & 0xffffu) != 0);
+    }
+  }
+  return bad == 0;
 }
 
 // The column where scale_row's pair loop starts on a row written at y (its head): the first cache line.
